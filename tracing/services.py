@@ -1,0 +1,463 @@
+"""Writes for traces and spans: the OTLP ingest path.
+
+One request = one transaction: spans are bulk-copied, deduplicated on
+(project, trace_id, span_id), and every touched trace row is recomputed from all of its
+stored spans. Recomputing (instead of adding the batch's numbers to the old row) is
+what keeps trace aggregates right when spans arrive in several batches, in any order,
+or twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from django.db import DataError, connection, transaction
+
+from projects.models import Project
+from tracing.cost import span_cost
+from tracing.otlp.mapping import messages_from_log_events, normalize_span
+from tracing.otlp.types import NormalizedSpan, RawLogRecord, RawSpan
+
+logger = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STATUS = {0: "unset", 1: "ok", 2: "error"}
+_INT64_MAX = 2**63 - 1
+
+# Column order of the staging COPY; must match _span_row().
+SPAN_COLUMNS = (
+    "project_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "otel_kind",
+    "start_time", "end_time", "latency_ms", "status", "status_message", "provider", "model",
+    "input_tokens", "output_tokens", "cached_tokens", "cache_creation_tokens", "reasoning_tokens",
+    "total_tokens", "cost_usd", "cost_source", "input", "output", "messages", "documents", "params",
+    "finish_reason", "session_id", "user_id", "tags", "metadata", "trace_name", "prompt_name",
+    "prompt_version", "environment", "release", "service_name", "attributes", "resource", "events",
+    "created_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int  # spans in the request that are now stored (new or already there)
+    stored: int  # spans newly written by this request
+    traces: list[int]  # trace row ids whose aggregates changed
+
+
+def _ts(ns: int) -> datetime:
+    # Integer arithmetic: a float of ns/1e9 loses microseconds at current epochs.
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def _clean_text(value: str | None) -> str | None:
+    # Postgres text cannot hold NUL; a span with one must still be stored.
+    if value is not None and "\x00" in value:
+        return value.replace("\x00", "")
+    return value
+
+
+def _strip_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_strip_nul(k): _strip_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_nul(v) for v in value]
+    return value
+
+
+def _json(value: Any) -> str:
+    text = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    # jsonb rejects \u0000; re-dump cleaned data only in that (rare) case.
+    if "\\u0000" in text:
+        text = orjson.dumps(_strip_nul(value), option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    return text
+
+
+def _int64(value: int | None) -> int | None:
+    if value is None or -_INT64_MAX <= value <= _INT64_MAX:
+        return value
+    return None
+
+
+def _events_json(raw: RawSpan) -> list[dict[str, Any]]:
+    return [{"name": e.name, "time": _ts(e.time_ns).isoformat(), "attributes": e.attributes} for e in raw.events]
+
+
+def _span_row(project_id: int, raw: RawSpan, norm: NormalizedSpan, now: datetime) -> tuple:
+    start, end = _ts(raw.start_ns), _ts(raw.end_ns)
+    cost, cost_source = norm.cost_usd, "span" if norm.cost_usd is not None else None
+    if cost is None and norm.model and (norm.input_tokens or norm.output_tokens):
+        cost = span_cost(
+            provider=norm.provider,
+            model=norm.model,
+            input_tokens=norm.input_tokens,
+            output_tokens=norm.output_tokens,
+            cached_tokens=norm.cached_tokens,
+            cache_creation_tokens=norm.cache_creation_tokens,
+            at=start,
+        )
+        cost_source = "computed" if cost is not None else None
+    return (
+        project_id,
+        raw.trace_id,
+        raw.span_id,
+        raw.parent_span_id,
+        _clean_text(raw.name[:512]),
+        norm.kind,
+        raw.otel_kind,
+        start,
+        end,
+        (raw.end_ns - raw.start_ns) / 1e6,
+        _STATUS.get(raw.status_code, "unset"),
+        _clean_text(raw.status_message),
+        _clean_text(norm.provider and norm.provider[:128]),
+        _clean_text(norm.model and norm.model[:256]),
+        _int64(norm.input_tokens),
+        _int64(norm.output_tokens),
+        _int64(norm.cached_tokens),
+        _int64(norm.cache_creation_tokens),
+        _int64(norm.reasoning_tokens),
+        _int64(norm.total_tokens),
+        cost,
+        cost_source,
+        _clean_text(norm.input),
+        _clean_text(norm.output),
+        _json(norm.messages),
+        _json(norm.documents),
+        _json(norm.params),
+        _clean_text(norm.finish_reason and norm.finish_reason[:64]),
+        _clean_text(norm.session_id and norm.session_id[:256]),
+        _clean_text(norm.user_id and norm.user_id[:256]),
+        [_clean_text(t[:200]) for t in norm.tags],
+        _json(norm.metadata),
+        _clean_text(norm.trace_name and norm.trace_name[:512]),
+        _clean_text(norm.prompt_name and norm.prompt_name[:256]),
+        _clean_text(norm.prompt_version and norm.prompt_version[:64]),
+        _clean_text(norm.environment and norm.environment[:128]),
+        _clean_text(norm.release and norm.release[:128]),
+        _clean_text(norm.service_name and norm.service_name[:256]),
+        _json(raw.attributes),
+        _json(raw.resource),
+        _json(_events_json(raw)),
+        now,
+    )
+
+
+def _ensure_stage(cursor) -> None:
+    # One temp table per database connection (connections are reused), emptied at every
+    # commit: no catalog churn per request, and COPY cannot collide with another session.
+    raw = connection.connection
+    if getattr(connection, "_span_stage_for", None) is raw:
+        return
+    # Same column types as tracing_span, but no constraints: it only feeds an INSERT.
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS span_stage ON COMMIT DELETE ROWS AS "
+        f"SELECT {', '.join(SPAN_COLUMNS)} FROM tracing_span WITH NO DATA"
+    )
+    connection._span_stage_for = raw
+
+
+def _lock_traces(cursor, project_id: int, first_start: dict[str, datetime]) -> None:
+    """Create missing trace rows and lock all touched ones, in trace_id order.
+
+    The lock serialises concurrent batches of the same trace, so each one's recompute
+    sees the other's committed spans; the fixed order rules out deadlocks.
+    """
+    trace_ids = sorted(first_start)
+    starts = [first_start[t] for t in trace_ids]
+    cursor.execute(
+        """
+        INSERT INTO tracing_trace (project_id, trace_id, name, tags, metadata, start_time, end_time,
+            latency_ms, status, span_count, error_count, input_tokens, output_tokens, total_tokens,
+            unpriced_spans, created_at, updated_at)
+        SELECT %s, t.trace_id, '', '{}', '{}', t.start_time, t.start_time, 0, 'unset', 0, 0, 0, 0, 0, 0,
+            now(), now()
+        FROM unnest(%s::varchar[], %s::timestamptz[]) AS t(trace_id, start_time)
+        ON CONFLICT (project_id, trace_id) DO NOTHING
+        """,
+        [project_id, trace_ids, starts],
+    )
+    cursor.execute(
+        "SELECT id FROM tracing_trace WHERE project_id = %s AND trace_id = ANY(%s::varchar[]) "
+        "ORDER BY trace_id FOR UPDATE",
+        [project_id, trace_ids],
+    )
+
+
+def _insert_spans(cursor, rows: list[tuple]) -> list[tuple[str, str]]:
+    """COPY into the stage, then move the new rows; returns their (trace_id, span_id)."""
+    columns = ", ".join(SPAN_COLUMNS)
+    with cursor.copy(f"COPY span_stage ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO tracing_span ({columns}) SELECT {columns} FROM span_stage "
+        "ON CONFLICT (project_id, trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
+    )
+    return cursor.fetchall()
+
+
+_RECOMPUTE_SQL = """
+WITH agg AS (
+    SELECT s.trace_id,
+        min(s.start_time) AS start_time,
+        max(s.end_time) AS end_time,
+        count(*) AS span_count,
+        count(*) FILTER (WHERE s.status = 'error') AS error_count,
+        count(*) FILTER (WHERE s.status = 'ok') AS ok_count,
+        coalesce(sum(s.input_tokens) FILTER (WHERE s.kind = 'llm'), 0) AS input_tokens,
+        coalesce(sum(s.output_tokens) FILTER (WHERE s.kind = 'llm'), 0) AS output_tokens,
+        coalesce(sum(coalesce(s.total_tokens, coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0)))
+            FILTER (WHERE s.kind = 'llm'), 0) AS total_tokens,
+        sum(s.cost_usd) AS cost_usd,
+        count(*) FILTER (WHERE s.cost_usd IS NULL AND s.model IS NOT NULL
+            AND (s.input_tokens > 0 OR s.output_tokens > 0)) AS unpriced_spans,
+        (array_agg(s.trace_name ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.trace_name IS NOT NULL))[1] AS trace_name,
+        (array_agg(s.name ORDER BY s.parent_span_id IS NULL DESC, s.start_time))[1] AS root_name,
+        (array_agg(s.span_id ORDER BY s.start_time) FILTER (WHERE s.parent_span_id IS NULL))[1] AS root_span_id,
+        (array_agg(s.model ORDER BY coalesce(s.total_tokens, 0) DESC, s.start_time)
+            FILTER (WHERE s.model IS NOT NULL))[1] AS model,
+        (array_agg(s.session_id ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.session_id IS NOT NULL))[1] AS session_id,
+        (array_agg(s.user_id ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.user_id IS NOT NULL))[1] AS user_id,
+        (array_agg(s.environment ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.environment IS NOT NULL))[1] AS environment,
+        (array_agg(s.release ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.release IS NOT NULL))[1] AS release,
+        (array_agg(s.service_name ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.service_name IS NOT NULL))[1] AS service_name,
+        (array_agg(s.prompt_name ORDER BY s.start_time) FILTER (WHERE s.prompt_name IS NOT NULL))[1] AS prompt_name,
+        (array_agg(s.prompt_version ORDER BY s.start_time)
+            FILTER (WHERE s.prompt_name IS NOT NULL OR s.prompt_version IS NOT NULL))[1] AS prompt_version,
+        bool_or(s.tags <> '{}') AS any_tags,
+        bool_or(s.metadata <> '{}') AS any_metadata
+    FROM tracing_span s
+    WHERE s.project_id = %(project)s AND s.trace_id = ANY(%(trace_ids)s::varchar[])
+    GROUP BY s.trace_id
+)
+UPDATE tracing_trace AS t SET
+    start_time = agg.start_time,
+    end_time = agg.end_time,
+    latency_ms = extract(epoch FROM (agg.end_time - agg.start_time)) * 1000,
+    span_count = agg.span_count,
+    error_count = agg.error_count,
+    status = CASE WHEN agg.error_count > 0 THEN 'error' WHEN agg.ok_count > 0 THEN 'ok' ELSE 'unset' END,
+    input_tokens = agg.input_tokens,
+    output_tokens = agg.output_tokens,
+    total_tokens = agg.total_tokens,
+    cost_usd = agg.cost_usd,
+    unpriced_spans = agg.unpriced_spans,
+    name = left(coalesce(agg.trace_name, agg.root_name, ''), 512),
+    root_span_id = agg.root_span_id,
+    model = agg.model,
+    session_id = agg.session_id,
+    user_id = agg.user_id,
+    environment = agg.environment,
+    release = agg.release,
+    service_name = agg.service_name,
+    prompt_name = agg.prompt_name,
+    prompt_version = agg.prompt_version,
+    input = (SELECT s.input FROM tracing_span s
+             WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id AND s.input IS NOT NULL
+             ORDER BY s.parent_span_id IS NULL DESC, s.start_time LIMIT 1),
+    output = (SELECT s.output FROM tracing_span s
+              WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id AND s.output IS NOT NULL
+              ORDER BY s.parent_span_id IS NULL DESC, s.end_time DESC LIMIT 1),
+    tags = CASE WHEN agg.any_tags THEN ARRAY(
+              SELECT DISTINCT tag FROM tracing_span s, unnest(s.tags) AS tag
+              WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id ORDER BY tag)
+           ELSE '{}' END,
+    -- Root span's keys win over children's: DISTINCT ON keeps the first per key.
+    metadata = CASE WHEN agg.any_metadata THEN coalesce((
+              SELECT jsonb_object_agg(m.key, m.value) FROM (
+                  SELECT DISTINCT ON (kv.key) kv.key, kv.value
+                  FROM tracing_span s, jsonb_each(s.metadata) AS kv
+                  WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id
+                  ORDER BY kv.key, s.parent_span_id IS NULL DESC, s.start_time) m), '{}'::jsonb)
+           ELSE '{}'::jsonb END,
+    updated_at = now()
+FROM agg
+WHERE t.project_id = %(project)s AND t.trace_id = agg.trace_id
+RETURNING t.id
+"""
+
+
+def _recompute_traces(cursor, project_id: int, trace_ids: Iterable[str]) -> list[int]:
+    cursor.execute(_RECOMPUTE_SQL, {"project": project_id, "trace_ids": sorted(set(trace_ids))})
+    return [row[0] for row in cursor.fetchall()]
+
+
+def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
+    """Store a batch of decoded spans durably; returns only after commit."""
+    if not spans:
+        return IngestResult(accepted=0, stored=0, traces=[])
+    now = datetime.now(UTC)
+    rows, first_start = [], {}
+    for raw in spans:
+        rows.append(_span_row(project.pk, raw, normalize_span(raw), now))
+        start = rows[-1][7]
+        if raw.trace_id not in first_start or start < first_start[raw.trace_id]:
+            first_start[raw.trace_id] = start
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            _ensure_stage(cursor)
+            _lock_traces(cursor, project.pk, first_start)
+            inserted = _insert_spans(cursor, rows)
+            if inserted:
+                _apply_pending_log_events(cursor, project.pk, inserted)
+            changed = _recompute_traces(cursor, project.pk, {t for t, _ in inserted}) if inserted else []
+        if changed:
+            transaction.on_commit(lambda: _enqueue_scoring(changed))
+    return IngestResult(accepted=len(spans), stored=len(inserted), traces=changed)
+
+
+def spans_ingest_salvaging(*, project: Project, spans: list[RawSpan]) -> list[str]:
+    """Ingest a batch; if the database rejects its data, store span by span.
+
+    A value Postgres refuses (a DataError) must not cost the batch's valid spans, nor
+    make the client retry the same poison batch forever. Returns one message per
+    span that could not be stored.
+    """
+    try:
+        spans_ingest(project=project, spans=spans)
+        return []
+    except DataError:
+        logger.warning("batch refused by the database; storing %d spans one by one", len(spans))
+    problems = []
+    for raw in spans:
+        try:
+            spans_ingest(project=project, spans=[raw])
+        except DataError as exc:
+            problems.append(f"span {raw.span_id}: the database refused a value: {str(exc).splitlines()[0]}")
+    return problems
+
+
+def _enqueue_scoring(trace_pks: list[int]) -> None:
+    from tracing.tasks import traces_score
+
+    try:
+        traces_score.delay(trace_pks)
+    except Exception:
+        # The spans are committed; a broker outage must not turn that into an error.
+        # The periodic sweep (scoring issue) picks up traces that were never scored.
+        logger.warning("could not enqueue scoring for %d traces; the sweep will catch up", len(trace_pks))
+
+
+# ---------------------------------------------------------------- log events
+
+
+def _fingerprint(record: RawLogRecord) -> str:
+    payload = orjson.dumps(
+        [record.time_ns, record.event_name, record.body, record.attributes],
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+        default=str,
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _apply_pending_log_events(cursor, project_id: int, spans: list[tuple[str, str]]) -> None:
+    """Give newly stored spans the messages carried by log records that came first."""
+    trace_ids = sorted({t for t, _ in spans})
+    cursor.execute(
+        "SELECT trace_id, span_id FROM tracing_spanlogevent WHERE project_id = %s "
+        "AND trace_id = ANY(%s::varchar[]) GROUP BY trace_id, span_id",
+        [project_id, trace_ids],
+    )
+    wanted = set(spans)
+    targets = [pair for pair in cursor.fetchall() if pair in wanted]
+    if targets:
+        _rebuild_span_messages(cursor, project_id, targets)
+
+
+def _rebuild_span_messages(cursor, project_id: int, targets: list[tuple[str, str]]) -> list[str]:
+    """Set messages (and empty input/output) of spans from their log events.
+
+    Returns the trace ids of spans that changed. Spans whose own attributes already
+    carry messages keep them: attributes are the richer source when both exist.
+    """
+    cursor.execute(
+        "SELECT e.trace_id, e.span_id, e.event_name, e.body, e.attributes FROM tracing_spanlogevent e "
+        "JOIN unnest(%s::varchar[], %s::varchar[]) AS w(trace_id, span_id) "
+        "ON e.trace_id = w.trace_id AND e.span_id = w.span_id "
+        "WHERE e.project_id = %s ORDER BY e.trace_id, e.span_id, e.time, e.id",
+        [[t for t, _ in targets], [s for _, s in targets], project_id],
+    )
+    grouped: dict[tuple[str, str], list[tuple[str, Any, dict]]] = {}
+    for trace_id, span_id, name, body, attributes in cursor.fetchall():
+        grouped.setdefault((trace_id, span_id), []).append((name, body, attributes))
+    changed: list[str] = []
+    for (trace_id, span_id), events in grouped.items():
+        messages = messages_from_log_events(events)
+        if not messages:
+            continue
+        first_input = next((m.get("content") for m in reversed(messages)
+                            if m.get("source") == "input" and m.get("role") == "user"), None)
+        first_output = next((m.get("content") for m in messages if m.get("source") == "output"), None)
+        cursor.execute(
+            "UPDATE tracing_span SET messages = %s::jsonb, "
+            "input = coalesce(input, %s), output = coalesce(output, %s) "
+            "WHERE project_id = %s AND trace_id = %s AND span_id = %s AND messages = '[]'::jsonb",
+            [_json(messages), _clean_text(first_input), _clean_text(first_output), project_id, trace_id, span_id],
+        )
+        if cursor.rowcount:
+            changed.append(trace_id)
+    return changed
+
+
+def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
+    """Store log records that belong to a span; attach them to spans already stored.
+
+    Records without trace/span ids carry nothing we can place on a trace, so they are
+    counted as accepted and dropped (the OTLP client must not retry them).
+    Returns the number of records kept.
+    """
+    linked = [r for r in records if r.trace_id and r.span_id]
+    if not linked:
+        return 0
+    now = datetime.now(UTC)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO tracing_spanlogevent
+                    (project_id, trace_id, span_id, event_name, time, body, attributes, fingerprint)
+                SELECT %s, r.trace_id, r.span_id, r.event_name, r.time, r.body::jsonb, r.attributes::jsonb,
+                    r.fingerprint
+                FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[], %s::text[],
+                            %s::text[], %s::varchar[])
+                    AS r(trace_id, span_id, event_name, time, body, attributes, fingerprint)
+                ON CONFLICT (project_id, trace_id, span_id, fingerprint) DO NOTHING
+                """,
+                [
+                    project.pk,
+                    [r.trace_id for r in linked],
+                    [r.span_id for r in linked],
+                    [_clean_text(r.event_name or "")[:256] for r in linked],
+                    [_ts(r.time_ns) if r.time_ns else now for r in linked],
+                    [_json(r.body) for r in linked],
+                    [_json(r.attributes) for r in linked],
+                    [_fingerprint(r) for r in linked],
+                ],
+            )
+            targets = sorted({(r.trace_id, r.span_id) for r in linked})
+            # Lock the traces first (same order as span ingest) so a concurrent span batch
+            # and this update cannot interleave their recomputes.
+            cursor.execute(
+                "SELECT id FROM tracing_trace WHERE project_id = %s AND trace_id = ANY(%s::varchar[]) "
+                "ORDER BY trace_id FOR UPDATE",
+                [project.pk, sorted({t for t, _ in targets})],
+            )
+            changed = _rebuild_span_messages(cursor, project.pk, targets)
+            if changed:
+                _recompute_traces(cursor, project.pk, changed)
+    return len(linked)
+
