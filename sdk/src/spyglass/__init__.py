@@ -1,0 +1,34 @@
+"""Spyglass SDK: LLM observability on OpenTelemetry.
+
+import spyglass
+spyglass.init()                      # reads SPYGLASS_HOST / SPYGLASS_SECRET_KEY ...
+spyglass.instrument_openai()
+
+@spyglass.observe
+def answer(question: str) -> str: ...
+"""
+
+from ._context import bind_context, context
+from ._feedback import current_trace_id, event, feedback
+from ._llm import LLMSpan, llm_span
+from ._observe import observe
+from ._openai import instrument_openai, uninstrument_openai
+from ._setup import flush, init, shutdown
+from ._version import __version__
+
+__all__ = [
+    "LLMSpan",
+    "__version__",
+    "bind_context",
+    "context",
+    "current_trace_id",
+    "event",
+    "feedback",
+    "flush",
+    "init",
+    "instrument_openai",
+    "llm_span",
+    "observe",
+    "shutdown",
+    "uninstrument_openai",
+]
