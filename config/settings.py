@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "projects",
     "tracing",
+    "feedback",
+    "prompts",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "projects.context_processors.navigation",
             ],
         },
     },

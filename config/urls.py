@@ -1,20 +1,23 @@
+"""URL map. Each app's urls.py holds its full paths: `api/v1/...` for the REST API and
+`p/<project_slug>/...` for project pages (resolved by projects.pages.project_page)."""
+
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
-from tracing import views as tracing_views
+from tracing.otlp import receiver
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     # OTLP/HTTP receiver, at the standard collector paths.
-    path("v1/traces", tracing_views.otlp_traces, name="otlp-traces"),
-    path("v1/logs", tracing_views.otlp_logs, name="otlp-logs"),
-    # REST API
-    path("api/v1/", include("tracing.urls")),
+    path("v1/traces", receiver.otlp_traces, name="otlp-traces"),
+    path("v1/logs", receiver.otlp_logs, name="otlp-logs"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    # Pages
     path("", include("projects.urls")),
+    path("", include("tracing.urls")),
+    path("", include("feedback.urls")),
+    path("", include("prompts.urls")),
     path("admin/", admin.site.urls),
 ]

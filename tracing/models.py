@@ -76,6 +76,7 @@ class Trace(models.Model):
             models.Index(fields=["project", "user_id", "-start_time"], name="trace_project_user"),
             models.Index(fields=["project", "model", "-start_time"], name="trace_project_model"),
             models.Index(fields=["project", "name", "-start_time"], name="trace_project_name"),
+            models.Index(fields=["project", "prompt_name", "prompt_version", "-start_time"], name="trace_project_prompt"),
             GinIndex(fields=["tags"], name="trace_tags_gin"),
             GinIndex(fields=["metadata"], name="trace_metadata_gin", opclasses=["jsonb_path_ops"]),
         ]

@@ -1,0 +1,118 @@
+"""OTLP/HTTP receiver views: POST /v1/traces and POST /v1/logs.
+
+Answers follow the OTLP spec (not the REST API's error shape): the response has the
+request's encoding, errors are google.rpc.Status, a partly bad batch is a 200 with
+partial_success, and 200 is sent only after the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import orjson
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from projects.auth import KeyAuthError, api_key_from_authorization
+from tracing.otlp import decode
+from tracing.services import log_records_ingest, spans_ingest_salvaging
+
+logger = logging.getLogger(__name__)
+
+# gRPC status codes used in google.rpc.Status bodies.
+_GRPC_CODE = {400: 3, 401: 16, 405: 12, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
+RETRY_AFTER_SECONDS = "5"
+
+
+def _error(status: int, message: str, encoding: str) -> HttpResponse:
+    code = _GRPC_CODE.get(status, 2)
+    if encoding == decode.PROTOBUF:
+        body = status_pb2.Status(code=code, message=message).SerializeToString()
+        response = HttpResponse(body, status=status, content_type="application/x-protobuf")
+    else:
+        response = HttpResponse(
+            orjson.dumps({"code": code, "message": message}), status=status, content_type="application/json"
+        )
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="spyglass"'
+    if status in (429, 503):
+        response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
+def _success(encoding: str, rejected: int, message: str | None, *, logs: bool) -> HttpResponse:
+    if encoding == decode.PROTOBUF:
+        response_message = ExportLogsServiceResponse() if logs else ExportTraceServiceResponse()
+        if rejected:
+            partial = response_message.partial_success
+            if logs:
+                partial.rejected_log_records = rejected
+            else:
+                partial.rejected_spans = rejected
+            partial.error_message = message or ""
+        return HttpResponse(response_message.SerializeToString(), content_type="application/x-protobuf")
+    body: dict = {}
+    if rejected:
+        field = "rejectedLogRecords" if logs else "rejectedSpans"
+        # int64 fields are strings in OTLP/JSON.
+        body["partialSuccess"] = {field: str(rejected), "errorMessage": message or ""}
+    return HttpResponse(orjson.dumps(body), content_type="application/json")
+
+
+def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
+    try:
+        encoding = decode.encoding_for(request.content_type)
+    except decode.BodyError as exc:
+        return _error(exc.status, exc.message, decode.JSON)
+    if request.method != "POST":
+        response = _error(405, "Use POST.", encoding)
+        response["Allow"] = "POST"
+        return response
+    limit = settings.OTLP_MAX_BODY_BYTES
+    try:
+        if int(request.headers.get("Content-Length") or 0) > limit:
+            return _error(413, f"Body exceeds the {limit}-byte limit.", encoding)
+    except ValueError:
+        return _error(400, "Content-Length is not a number.", encoding)
+
+    try:
+        key = api_key_from_authorization(request.headers.get("Authorization"))
+    except KeyAuthError as exc:
+        return _error(401, str(exc), encoding)
+    except (OperationalError, InterfaceError):
+        return _error(503, "Database unavailable; retry later.", encoding)
+
+    try:
+        body = decode.decompress(request.body, request.headers.get("Content-Encoding"), limit=limit)
+        decoded = (decode.decode_logs if logs else decode.decode_traces)(body, encoding)
+    except decode.BodyError as exc:
+        return _error(exc.status, exc.message, encoding)
+
+    try:
+        if logs:
+            log_records_ingest(project=key.project, records=decoded.logs)
+        else:
+            for problem in spans_ingest_salvaging(project=key.project, spans=decoded.spans):
+                decoded.reject(problem)
+    except (OperationalError, InterfaceError):
+        logger.warning("OTLP batch not stored: database unavailable", exc_info=True)
+        return _error(503, "Database unavailable; nothing was stored, retry later.", encoding)
+    except DatabaseError:
+        # Never acknowledge what was not stored; an unexpected DB error is retryable.
+        logger.exception("OTLP batch not stored")
+        return _error(503, "Storage error; nothing was stored, retry later.", encoding)
+    return _success(encoding, decoded.rejected, decoded.first_error, logs=logs)
+
+
+@csrf_exempt
+def otlp_traces(request: HttpRequest) -> HttpResponse:
+    return _receive(request, logs=False)
+
+
+@csrf_exempt
+def otlp_logs(request: HttpRequest) -> HttpResponse:
+    return _receive(request, logs=True)
