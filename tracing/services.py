@@ -160,7 +160,10 @@ def _ensure_stage(cursor) -> None:
         "CREATE TEMP TABLE IF NOT EXISTS span_stage ON COMMIT DELETE ROWS AS "
         f"SELECT {', '.join(SPAN_COLUMNS)} FROM tracing_span WITH NO DATA"
     )
-    connection._span_stage_for = raw
+    # The CREATE is transactional: if this ingest rolls back (e.g. the DataError that
+    # spans_ingest_salvaging retries span by span), the table is gone again. Remember it
+    # only once committed, or every later batch on this connection fails on a missing table.
+    transaction.on_commit(lambda: setattr(connection, "_span_stage_for", raw))
 
 
 def _lock_traces(cursor, project_id: int, first_start: dict[str, datetime]) -> None:
@@ -346,7 +349,7 @@ def _enqueue_scoring(trace_pks: list[int]) -> None:
 
     try:
         traces_score.delay(trace_pks)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any broker failure; logged, never raised
         # The spans are committed; a broker outage must not turn that into an error.
         # The periodic sweep (scoring issue) picks up traces that were never scored.
         logger.warning("could not enqueue scoring for %d traces; the sweep will catch up", len(trace_pks))
@@ -393,6 +396,9 @@ def _rebuild_span_messages(cursor, project_id: int, targets: list[tuple[str, str
     )
     grouped: dict[tuple[str, str], list[tuple[str, Any, dict]]] = {}
     for trace_id, span_id, name, body, attributes in cursor.fetchall():
+        # Django's psycopg setup returns jsonb from a raw cursor as text, not parsed.
+        body = orjson.loads(body) if isinstance(body, str) else body
+        attributes = orjson.loads(attributes) if isinstance(attributes, str) else attributes
         grouped.setdefault((trace_id, span_id), []).append((name, body, attributes))
     changed: list[str] = []
     for (trace_id, span_id), events in grouped.items():

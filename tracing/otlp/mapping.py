@@ -130,11 +130,13 @@ _USER_KEYS = ("user.id", "langfuse.user.id", "enduser.id", "gen_ai.user", "llm.u
 _TAG_KEYS = ("tag.tags", "langfuse.trace.tags")
 _TRACE_NAME_KEYS = ("langfuse.trace.name", "traceloop.workflow.name")
 _PROMPT_NAME_KEYS = (
+    "spyglass.prompt.name",
     "langfuse.observation.prompt.name",
     "gen_ai.prompt.name",
     "traceloop.prompt.key",
 )
 _PROMPT_VERSION_KEYS = (
+    "spyglass.prompt.version",
     "langfuse.observation.prompt.version",
     "llm.prompt_template.version",
     "traceloop.prompt.version",

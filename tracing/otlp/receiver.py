@@ -8,6 +8,7 @@ partial_success, and 200 is sent only after the transaction has committed.
 from __future__ import annotations
 
 import logging
+
 import orjson
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
