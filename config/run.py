@@ -29,6 +29,9 @@ def main() -> int:
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     call_command("bootstrap_demo")
+    # A newcomer's first login should show a full app, so an empty demo project is
+    # seeded once; later runs leave it alone.
+    call_command("seed_demo", "--if-empty")
 
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")

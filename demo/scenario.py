@@ -104,7 +104,10 @@ LOCALISED = {
         0: "Comment réinitialiser mon mot de passe ?",
         2: "Puis-je être remboursé pour mon forfait mensuel ?",
     },
-    "ja-JP": {0: "パスワードをリセットするにはどうすればいいですか？", 3: "データをエクスポートする方法を教えてください。"},
+    "ja-JP": {
+        0: "パスワードをリセットするにはどうすればいいですか？",
+        3: "データをエクスポートする方法を教えてください。",
+    },
     "es-ES": {0: "¿Cómo restablezco mi contraseña?", 7: "¿Cuánto cuesta un asiento adicional en Pro?"},
 }
 
