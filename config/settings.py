@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import importlib.util
 from pathlib import Path
 
 import dj_database_url
@@ -79,6 +81,9 @@ TEMPLATES = [
 
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# One test database per test run, so two runs on one machine (two checkouts, or a
+# developer and CI) never drop each other's database mid-run.
+DATABASES["default"]["TEST"] = {"NAME": env_str("SPYGLASS_TEST_DB_NAME", f"test_spyglass_{os.getpid()}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -95,6 +100,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Prompts (issue 7): plotly.js comes from the installed plotly package (no CDN, works
+# offline), served as static/vendor/plotly/plotly.min.js. find_spec locates the package
+# without importing it, so settings stay cheap to load.
+STATICFILES_DIRS.append(("vendor/plotly", Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"))
 STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 WHITENOISE_USE_FINDERS = True  # serve straight from app/static dirs; no collectstatic step
@@ -123,6 +132,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# End-user feedback (POST /api/v1/feedback, public key): browser origins allowed by CORS
+# ("*" allows any), and token-bucket limits per key and per client address, each
+# "N per minute" with bursts up to N (feedback/ratelimit.py; Redis at REDIS_URL).
+SPYGLASS_FEEDBACK_CORS_ORIGINS = env_list("SPYGLASS_FEEDBACK_CORS_ORIGINS", [])
+SPYGLASS_FEEDBACK_KEY_PER_MINUTE = env_int("SPYGLASS_FEEDBACK_KEY_PER_MINUTE", 6000, minimum=1)
+SPYGLASS_FEEDBACK_IP_PER_MINUTE = env_int("SPYGLASS_FEEDBACK_IP_PER_MINUTE", 120, minimum=1)
 
 # Celery: named queues so slow scoring never starves anything else.
 CELERY_BROKER_URL = REDIS_URL
