@@ -196,7 +196,10 @@ def _lock_traces(cursor, project_id: int, first_start: dict[str, datetime]) -> N
 def _insert_spans(cursor, rows: list[tuple]) -> list[tuple[str, str]]:
     """COPY into the stage, then move the new rows; returns their (trace_id, span_id)."""
     columns = ", ".join(SPAN_COLUMNS)
-    with cursor.copy(f"COPY span_stage ({columns}) FROM STDIN") as copy:
+    # cursor.copy is psycopg's own API, outside Django's error translation: without the
+    # wrapper a refused value raises psycopg.DataError, which spans_ingest_salvaging (and
+    # the receiver's 503 mapping) never catch, so the whole batch would fail with a 500.
+    with connection.wrap_database_errors, cursor.copy(f"COPY span_stage ({columns}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
     cursor.execute(

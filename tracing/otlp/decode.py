@@ -26,6 +26,11 @@ JSON = "json"
 
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_UINT64_MAX = 2**64 - 1  # fixed64 timestamps
+# JSON attribute values nest without limit (protobuf's parser stops at 100 messages);
+# deeper values are cut so that storing them (orjson, jsonb) cannot fail the batch.
+_MAX_VALUE_DEPTH = 64
 
 
 class BodyError(Exception):
@@ -56,7 +61,9 @@ def encoding_for(content_type: str | None) -> str:
         return PROTOBUF
     if media == "application/json":
         return JSON
-    raise BodyError(415, f"Unsupported Content-Type {media or '(none)'!r}; use application/x-protobuf or application/json.")
+    raise BodyError(
+        415, f"Unsupported Content-Type {media or '(none)'!r}; use application/x-protobuf or application/json."
+    )
 
 
 def decompress(body: bytes, content_encoding: str | None, *, limit: int) -> bytes:
@@ -132,6 +139,8 @@ def _check_ids(trace_id: str, span_id: str, parent: str, name: str) -> str | Non
 def _check_times(start: int, end: int, span_id: str) -> str | None:
     if start <= 0:
         return f"span {span_id}: start_time_unix_nano is missing"
+    if end > _UINT64_MAX:
+        return f"span {span_id}: end_time_unix_nano is beyond the fixed64 range"
     if end < start:
         return f"span {span_id}: end_time_unix_nano is before start_time_unix_nano"
     return None
@@ -165,10 +174,10 @@ def decode_traces_protobuf(body: bytes) -> Decoded:
                         span_id=span_id,
                         parent_span_id=parent or None,
                         name=span.name,
-                        otel_kind=span.kind,
+                        otel_kind=span.kind if 0 <= span.kind < len(_SPAN_KINDS) else 0,
                         start_ns=span.start_time_unix_nano,
                         end_ns=span.end_time_unix_nano,
-                        status_code=span.status.code,
+                        status_code=span.status.code if 0 <= span.status.code < len(_STATUS_CODES) else 0,
                         status_message=span.status.message or None,
                         attributes=_pb_attrs(span.attributes),
                         events=[
@@ -214,6 +223,8 @@ def decode_logs_protobuf(body: bytes) -> Decoded:
 
 def _get(obj: dict, camel: str, snake: str | None = None, default: Any = None) -> Any:
     # OTLP/JSON uses lowerCamelCase, but proto3 JSON parsers also accept field names.
+    if not isinstance(obj, dict):  # a malformed body must give a 400/partial success, not a crash
+        return default
     if camel in obj:
         return obj[camel]
     if snake is not None and snake in obj:
@@ -234,8 +245,25 @@ def _json_int(value: Any) -> int:
     return int(str(value))
 
 
-def _json_value(value: Any) -> Any:
-    if not isinstance(value, dict):
+_SPAN_KINDS = ("SPAN_KIND_UNSPECIFIED", "SPAN_KIND_INTERNAL", "SPAN_KIND_SERVER", "SPAN_KIND_CLIENT",
+               "SPAN_KIND_PRODUCER", "SPAN_KIND_CONSUMER")
+_STATUS_CODES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
+
+
+def _json_enum(value: Any, names: tuple[str, ...]) -> int:
+    """OTLP/JSON enums are integers; names (proto3 JSON style) are accepted too.
+
+    Values outside the enum become 0 (unspecified/unset): a future enum member must
+    not cost the span.
+    """
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    number = _json_int(value)
+    return number if 0 <= number < len(names) else 0
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if not isinstance(value, dict) or depth > _MAX_VALUE_DEPTH:
         return None
     for key, snake in (("stringValue", "string_value"), ("boolValue", "bool_value"), ("doubleValue", "double_value")):
         if key in value or snake in value:
@@ -248,15 +276,18 @@ def _json_value(value: Any) -> Any:
             return raw
     if "intValue" in value or "int_value" in value:
         try:
-            return _json_int(_get(value, "intValue", "int_value"))
+            number = _json_int(_get(value, "intValue", "int_value"))
         except (TypeError, ValueError):
             return None
+        # Not an int64: keep the digits as text; a Python int this big cannot be stored.
+        return number if _INT64_MIN <= number <= _INT64_MAX else str(number)
     if "arrayValue" in value or "array_value" in value:
         array = _get(value, "arrayValue", "array_value") or {}
-        return [_json_value(v) for v in (array.get("values") or [])]
+        values = array.get("values") if isinstance(array, dict) else None
+        return [_json_value(v, depth + 1) for v in (values if isinstance(values, list) else [])]
     if "kvlistValue" in value or "kvlist_value" in value:
         kvlist = _get(value, "kvlistValue", "kvlist_value") or {}
-        return _json_attrs(kvlist.get("values"))
+        return _json_attrs(kvlist.get("values") if isinstance(kvlist, dict) else None, depth + 1)
     if "bytesValue" in value or "bytes_value" in value:
         try:
             return base64.b64decode(_get(value, "bytesValue", "bytes_value")).hex()
@@ -265,22 +296,29 @@ def _json_value(value: Any) -> Any:
     return None
 
 
-def _json_attrs(attributes: Any) -> dict[str, Any]:
+def _json_attrs(attributes: Any, depth: int = 0) -> dict[str, Any]:
     if not isinstance(attributes, list):
         return {}
     result: dict[str, Any] = {}
     for kv in attributes:
         if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-            result[kv["key"]] = _json_value(kv.get("value"))
+            result[kv["key"]] = _json_value(kv.get("value"), depth)
     return result
 
 
-def _json_id(value: Any, size: int) -> str:
+def _json_id(value: Any, size: int, what: str) -> str:
     """OTLP/JSON ids are hex; accept base64 (plain proto3 JSON) as a courtesy."""
     if not value:
         return ""
+    try:
+        return _json_id_bytes(value, size)
+    except ValueError as exc:
+        raise ValueError(f"{what} {exc}") from None
+
+
+def _json_id_bytes(value: Any, size: int) -> str:
     if not isinstance(value, str):
-        raise ValueError("id is not a string")
+        raise ValueError("is not a string")
     if len(value) == size * 2:
         try:
             bytes.fromhex(value)
@@ -290,9 +328,9 @@ def _json_id(value: Any, size: int) -> str:
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError(f"id {value[:40]!r} is neither hex nor base64") from None
+        raise ValueError(f"{value[:40]!r} is neither hex nor base64") from None
     if len(raw) != size:
-        raise ValueError(f"id {value[:40]!r} is not {size} bytes")
+        raise ValueError(f"{value[:40]!r} is not {size} bytes")
     return raw.hex()
 
 
@@ -313,7 +351,7 @@ def _list(obj: Any, camel: str, snake: str) -> list:
 
 def _iter_json_spans(document: dict) -> Iterator[tuple[dict, dict, dict]]:
     for resource_spans in _list(document, "resourceSpans", "resource_spans"):
-        resource = _json_attrs((_get(resource_spans, "resource") or {}).get("attributes"))
+        resource = _json_attrs(_get(_get(resource_spans, "resource"), "attributes"))
         for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
             scope = _get(scope_spans, "scope") or {}
             for span in _list(scope_spans, "spans", "spans"):
@@ -329,14 +367,14 @@ def decode_traces_json(body: bytes) -> Decoded:
             continue
         name = span.get("name") if isinstance(span.get("name"), str) else ""
         try:
-            trace_id = _json_id(_get(span, "traceId", "trace_id"), 16)
-            span_id = _json_id(_get(span, "spanId", "span_id"), 8)
-            parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8)
+            trace_id = _json_id(_get(span, "traceId", "trace_id"), 16, "traceId")
+            span_id = _json_id(_get(span, "spanId", "span_id"), 8, "spanId")
+            parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), 8, "parentSpanId")
             start = _json_int(_get(span, "startTimeUnixNano", "start_time_unix_nano"))
             end = _json_int(_get(span, "endTimeUnixNano", "end_time_unix_nano"))
-            kind = _json_int(span.get("kind"))
+            kind = _json_enum(span.get("kind"), _SPAN_KINDS)
             status = span.get("status") or {}
-            status_code = _json_int(status.get("code")) if isinstance(status, dict) else 0
+            status_code = _json_enum(status.get("code"), _STATUS_CODES) if isinstance(status, dict) else 0
         except (TypeError, ValueError) as exc:
             out.reject(f"span {name!r}: {exc}")
             continue
@@ -345,7 +383,7 @@ def decode_traces_json(body: bytes) -> Decoded:
             out.reject(problem)
             continue
         events = []
-        for event in span.get("events") or []:
+        for event in _list(span, "events", "events"):
             if isinstance(event, dict):
                 try:
                     time_ns = _json_int(_get(event, "timeUnixNano", "time_unix_nano"))
@@ -384,18 +422,20 @@ def decode_logs_json(body: bytes) -> Decoded:
     document = _json_body(body, "an ExportLogsServiceRequest")
     out = Decoded()
     for resource_logs in _list(document, "resourceLogs", "resource_logs"):
-        resource = _json_attrs((_get(resource_logs, "resource") or {}).get("attributes"))
+        resource = _json_attrs(_get(_get(resource_logs, "resource"), "attributes"))
         for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):
             for record in _list(scope_logs, "logRecords", "log_records"):
                 if not isinstance(record, dict):
                     out.reject("log record is not a JSON object")
                     continue
                 try:
-                    trace_id = _json_id(_get(record, "traceId", "trace_id"), 16)
-                    span_id = _json_id(_get(record, "spanId", "span_id"), 8)
+                    trace_id = _json_id(_get(record, "traceId", "trace_id"), 16, "traceId")
+                    span_id = _json_id(_get(record, "spanId", "span_id"), 8, "spanId")
                     time_ns = _json_int(_get(record, "timeUnixNano", "time_unix_nano")) or _json_int(
                         _get(record, "observedTimeUnixNano", "observed_time_unix_nano")
                     )
+                    if not 0 <= time_ns <= _UINT64_MAX:
+                        raise ValueError("timeUnixNano is outside the fixed64 range")
                 except (TypeError, ValueError) as exc:
                     out.reject(f"log record: {exc}")
                     continue

@@ -65,14 +65,19 @@ def _success(encoding: str, rejected: int, message: str | None, *, logs: bool) -
 
 
 def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
+    if request.method != "POST":
+        # Checked before the content type: a GET usually has none, and is still a 405.
+        try:
+            encoding = decode.encoding_for(request.content_type)
+        except decode.BodyError:
+            encoding = decode.JSON
+        response = _error(405, "Use POST.", encoding)
+        response["Allow"] = "POST"
+        return response
     try:
         encoding = decode.encoding_for(request.content_type)
     except decode.BodyError as exc:
         return _error(exc.status, exc.message, decode.JSON)
-    if request.method != "POST":
-        response = _error(405, "Use POST.", encoding)
-        response["Allow"] = "POST"
-        return response
     limit = settings.OTLP_MAX_BODY_BYTES
     try:
         if int(request.headers.get("Content-Length") or 0) > limit:
