@@ -58,6 +58,9 @@ LLM_TOKENS_REASONING = "llm.token_count.completion_details.reasoning"
 LLM_PROMPT_TEMPLATE_VERSION = "llm.prompt_template.version"
 LLM_PROMPT_TEMPLATE = "llm.prompt_template.template"
 LLM_PROMPT_VARIABLES = "llm.prompt_template.variables"
+# The prompt-name key the Spyglass receiver maps to Trace.prompt_name (it does not read
+# spyglass.prompt.name); with llm.prompt_template.version it links a span to a version.
+GEN_AI_PROMPT_NAME = "gen_ai.prompt.name"
 TOOL_NAME = "tool.name"
 USER_ID = "user.id"
 SESSION_ID = "session.id"

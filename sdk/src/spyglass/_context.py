@@ -76,6 +76,7 @@ class ContextValues:
             attrs[A.METADATA] = dumps(to_jsonable(self.metadata))
         if self.prompt_name is not None:
             attrs[A.SPYGLASS_PROMPT_NAME] = self.prompt_name
+            attrs[A.GEN_AI_PROMPT_NAME] = self.prompt_name
         if self.prompt_version is not None:
             attrs[A.SPYGLASS_PROMPT_VERSION] = self.prompt_version
             attrs[A.LLM_PROMPT_TEMPLATE_VERSION] = self.prompt_version
@@ -108,6 +109,12 @@ def _prompt_parts(prompt: Any) -> tuple[str | None, str | None, str | None]:
         str(version) if version is not None else None,
         str(template) if isinstance(template, str) else None,
     )
+
+
+def prompt_attributes(prompt: Any) -> dict[str, Any]:
+    """The span attributes that link a span to ``prompt`` (see ``context(prompt=...)``)."""
+    name, version, template = _prompt_parts(prompt)
+    return ContextValues(prompt_name=name, prompt_version=version, prompt_template=template).attributes()
 
 
 def current_values(ctx: otel_context.Context | None = None) -> ContextValues:

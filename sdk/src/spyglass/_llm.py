@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
 from . import _attributes as A
+from ._context import prompt_attributes
 from ._masking import apply_mask
 from ._observe import record_error, set_value
 from ._serialize import dumps, to_jsonable, truncate
@@ -263,6 +264,7 @@ def start_llm_span(
     params: Mapping[str, Any] | None = None,
     name: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    prompt: Any = None,
 ) -> LLMSpan:
     """Start (but do not make current) an LLM span; the caller must call ``.end()``."""
     tracer = get_tracer()
@@ -279,6 +281,8 @@ def start_llm_span(
     if model:
         attrs[A.GEN_AI_REQUEST_MODEL] = model
         attrs[A.LLM_MODEL_NAME] = model
+    if prompt is not None:
+        attrs.update(prompt_attributes(prompt))
     if attributes:
         attrs.update(attributes)
     span_name = name or (f"{operation} {model}" if model else operation)
@@ -304,11 +308,14 @@ def llm_span(
     params: Mapping[str, Any] | None = None,
     name: str | None = None,
     attributes: Mapping[str, Any] | None = None,
+    prompt: Any = None,
 ) -> Iterator[LLMSpan]:
     """Record one LLM call as a span named ``"{operation} {model}"``.
 
     Use the yielded :class:`LLMSpan` to add output, usage and response details. An
     exception inside the block is recorded as the span's error and re-raised.
+    ``prompt`` (a fetched :class:`spyglass.Prompt`, or anything ``context(prompt=)``
+    accepts) links this span, and so its trace, to that prompt version.
     """
     handle = start_llm_span(
         model=model,
@@ -318,6 +325,7 @@ def llm_span(
         params=params,
         name=name,
         attributes=attributes,
+        prompt=prompt,
     )
     token = None
     if handle.span is not INVALID_SPAN:
