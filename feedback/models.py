@@ -1,8 +1,13 @@
 """Scores: every judgement of a trace or span — end user, reviewer, evaluator, implicit
 signal or API — is one Score row, so pages and dashboards treat them alike.
 
-Scores reference traces by the OTel trace id (like spans), not by a foreign key:
-feedback may arrive before its trace, and is linked simply by the trace landing.
+Scores, events and comments reference traces by the OTel trace id (like spans), not by
+a foreign key: feedback may arrive before its trace, and is linked simply by the trace
+landing.
+
+Annotation queues hand reviewers one trace at a time. Who works on what lives in
+QueueReview rows (one per item and reviewer) with a lock expiry, so a reviewer who
+closes the tab does not hold an item forever.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from projects.models import Project
 
@@ -19,6 +25,8 @@ class DataType(models.TextChoices):
     NUMERIC = "numeric"
     CATEGORICAL = "categorical"
     BOOLEAN = "boolean"
+    # Free text from an end user ("what went wrong?"): the words are in `comment`.
+    TEXT = "text"
 
 
 class Source(models.TextChoices):
@@ -47,6 +55,33 @@ class ScoreConfig(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_likert(self) -> bool:
+        """A small integer scale (1–5, 0–10): rendered as buttons with number shortcuts."""
+        return (
+            self.data_type == DataType.NUMERIC
+            and self.min_value is not None
+            and self.max_value is not None
+            and float(self.min_value).is_integer()
+            and float(self.max_value).is_integer()
+            and 0 <= self.max_value - self.min_value <= 10
+        )
+
+    def options(self) -> list[tuple[str, str, str]]:
+        """(form value, label, keyboard key) for the choices a reviewer clicks.
+
+        Keys: the value itself on a Likert scale (1–5), 0/1 for no/yes, and 1..n for
+        categories in their configured order. Empty for open numeric ranges.
+        """
+        if self.data_type == DataType.BOOLEAN:
+            return [("0", "No", "0"), ("1", "Yes", "1")]
+        if self.data_type == DataType.CATEGORICAL:
+            return [(c, c, str(i + 1) if i < 9 else "") for i, c in enumerate(self.categories)]
+        if self.is_likert:
+            low, high = int(self.min_value), int(self.max_value)
+            return [(str(v), str(v), str(v) if 0 <= v <= 9 else "") for v in range(low, high + 1)]
+        return []
+
 
 class Score(models.Model):
     # Client-suppliable id: re-posting the same id updates instead of duplicating.
@@ -61,17 +96,165 @@ class Score(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     config = models.ForeignKey(ScoreConfig, null=True, blank=True, on_delete=models.SET_NULL)
+    # The queue a reviewer was working when giving this score (exports, agreement).
+    queue = models.ForeignKey(
+        "AnnotationQueue", null=True, blank=True, on_delete=models.SET_NULL, related_name="scores"
+    )
     comment = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        constraints = [
+            # One judgement per reviewer, target and config: annotating again (from the
+            # trace page or another queue) updates it, so agreement never counts a
+            # reviewer twice.
+            models.UniqueConstraint(
+                fields=["project", "trace_id", "span_id", "name", "author"],
+                condition=Q(source="annotation"),
+                nulls_distinct=False,
+                name="score_one_annotation_per_author",
+            ),
+        ]
         indexes = [
             models.Index(fields=["project", "trace_id"], name="score_project_trace"),
             models.Index(fields=["project", "name", "-created_at"], name="score_project_name_time"),
             models.Index(fields=["project", "source", "name"], name="score_project_source"),
+            models.Index(fields=["project", "-created_at", "-id"], name="score_project_time"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name}={self.value if self.string_value is None else self.string_value}"
+        return f"{self.name}={self.display_value}"
+
+    @property
+    def display_value(self) -> str:
+        if self.data_type == DataType.BOOLEAN and self.value is not None:
+            return "yes" if self.value >= 0.5 else "no"
+        if self.string_value is not None:
+            return self.string_value
+        if self.value is None:
+            return ""
+        return f"{self.value:g}"
+
+
+class InteractionEvent(models.Model):
+    """What an end user did with an answer: copy, regenerate, edit, abandon, dwell, escalate.
+
+    Not a Score: an event is an observation, not a judgement. The implicit-feedback
+    signals turn sequences of these into `source=implicit` scores.
+    """
+
+    KNOWN = ("copy", "regenerate", "edit", "abandon", "dwell_ms", "escalate")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16, null=True, blank=True)
+    name = models.CharField(max_length=100)
+    value = models.FloatField(null=True, blank=True)  # dwell_ms and other numeric events
+    text = models.TextField(null=True, blank=True)  # the edited text of an `edit`
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["project", "trace_id"], name="event_project_trace"),
+            models.Index(fields=["project", "name", "-created_at"], name="event_project_name_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.trace_id}"
+
+
+class Comment(models.Model):
+    """A note on a trace (or one of its spans); replies point at their parent."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16, null=True, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["project", "trace_id", "created_at"], name="comment_project_trace")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on {self.trace_id}"
+
+
+class QueueMode(models.TextChoices):
+    SINGLE = "single", "One trace at a time"
+    PAIRWISE = "pairwise", "Pairwise (A vs B)"
+
+
+class AnnotationQueue(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    mode = models.CharField(max_length=16, choices=QueueMode.choices, default=QueueMode.SINGLE)
+    score_configs = models.ManyToManyField(ScoreConfig, related_name="queues")
+    # Empty = every reviewer (or higher) of the project may work the queue.
+    assignees = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    reviews_per_item = models.PositiveSmallIntegerField(default=1)
+    # How the items were chosen, for the queue page ("thumbs down, last 7 days").
+    source_filter = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QueueItem(models.Model):
+    queue = models.ForeignKey(AnnotationQueue, on_delete=models.CASCADE, related_name="items")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    # Pairwise mode: the other answer to the same input (shown as B).
+    pair_trace_id = models.CharField(max_length=32, null=True, blank=True)
+    position = models.PositiveIntegerField()
+    # Completed reviews; kept on the row so claiming is one indexed query.
+    done_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "position"], name="queue_item_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.trace_id}"
+
+
+class ReviewStatus(models.TextChoices):
+    CLAIMED = "claimed"
+    DONE = "done"
+    SKIPPED = "skipped"
+
+
+class QueueReview(models.Model):
+    """One reviewer's work on one item: a claim with an expiry, then done or skipped."""
+
+    item = models.ForeignKey(QueueItem, on_delete=models.CASCADE, related_name="reviews")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=ReviewStatus.choices, default=ReviewStatus.CLAIMED)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "reviewer"], name="queue_review_unique_reviewer"),
+        ]
+        indexes = [models.Index(fields=["item", "status", "locked_until"], name="queue_review_item_status")]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_id} on item {self.item_id}: {self.status}"

@@ -46,6 +46,11 @@ def project_create(*, name: str, owner: AbstractBaseUser, slug: str | None = Non
     project = Project.objects.create(name=name, slug=slug or _unique_slug(name))
     Membership.objects.create(project=project, user=owner, role=Role.ADMIN)
     issued = api_key_create(project=project, created_by=owner, name="default")
+    # Imported here: feedback's models import projects.models, so a top-level import
+    # would tie the two apps' import order together.
+    from feedback.services import score_configs_create_defaults
+
+    score_configs_create_defaults(project=project)
     return project, issued
 
 
@@ -72,8 +77,85 @@ def api_key_revoke(*, project: Project, key_id: int) -> ApiKey:
     return key
 
 
+LAST_ADMIN_MESSAGE = (
+    "{username} is the last admin of {project}: make someone else an admin first, "
+    "so the project keeps someone who can manage keys and members."
+)
+
+
+def _lock_admins(project: Project) -> list[int]:
+    """User ids of the project's admins, row-locked until the transaction ends.
+
+    The lock serializes concurrent demotions: two admins each removing the other at
+    the same moment would otherwise both see "one other admin left" and both succeed.
+    """
+    return list(
+        Membership.objects.select_for_update()
+        .filter(project=project, role=Role.ADMIN)
+        .order_by("pk")
+        .values_list("user_id", flat=True)
+    )
+
+
+def _ensure_not_last_admin(project: Project, membership: Membership) -> None:
+    if membership.role == Role.ADMIN and _lock_admins(project) == [membership.user_id]:
+        raise ValidationFailed(
+            LAST_ADMIN_MESSAGE.format(username=membership.user.get_username(), project=project.name),
+            code="last_admin",
+        )
+
+
+@transaction.atomic
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    """Add `user` to the project with `role`, or change their role.
+
+    Refuses to demote the project's last admin (ValidationFailed, code last_admin).
+    """
     if role not in Role.values:
         raise ValidationFailed(f"Unknown role {role!r}; expected one of {', '.join(Role.values)}.")
+    existing = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if existing is not None and role != Role.ADMIN:
+        _ensure_not_last_admin(project, existing)
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, membership_id: int) -> Membership:
+    """Remove a member; never the last admin. Another project's membership is NotFound."""
+    membership = (
+        Membership.objects.select_for_update().select_related("user").filter(project=project, pk=membership_id).first()
+    )
+    if membership is None:
+        raise NotFound("No such member in this project.")
+    _ensure_not_last_admin(project, membership)
+    membership.delete()
+    return membership
+
+
+def member_add(*, project: Project, username: str, role: str) -> Membership:
+    """Add an existing user, found by username, to the project."""
+    from django.contrib.auth import get_user_model
+
+    username = username.strip()
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise ValidationFailed(
+            f"No user named {username!r}. They need an account first (an administrator creates it).",
+            detail={"username": "unknown"},
+        )
+    if Membership.objects.filter(project=project, user=user).exists():
+        raise ValidationFailed(f"{username} is already a member; change their role in the table instead.")
+    return membership_set(project=project, user=user, role=role)
+
+
+def project_rename(*, project: Project, name: str) -> Project:
+    """Change the display name; the slug (and so every URL and key) stays the same."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Project name must not be empty.", detail={"name": "required"})
+    if len(name) > Project._meta.get_field("name").max_length:
+        raise ValidationFailed("Project name is too long (at most 200 characters).", detail={"name": "too_long"})
+    project.name = name
+    project.save(update_fields=["name"])
+    return project

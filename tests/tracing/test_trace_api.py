@@ -819,7 +819,7 @@ def test_detail_is_trace_plus_spans_queries(world, api, django_assert_max_num_qu
     trace = TraceFactory(project=world.project, spans=40)
     _warm(api)
 
-    with django_assert_max_num_queries(3):  # key lookup + trace + spans
+    with django_assert_max_num_queries(4):  # key lookup + trace + spans + scores (with authors)
         body = api.get(detail_url(trace.trace_id)).json()
     assert len(body["spans"]) == 40
 

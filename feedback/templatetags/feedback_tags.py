@@ -1,0 +1,33 @@
+"""Template helpers for the annotation panel that other apps' pages include.
+
+The trace page (tracing app) includes templates/feedback/_trace_panel.html with only
+`access` and `trace` in its context; the panel loads its own data through
+`trace_feedback`, so the tracing view does not need to know about feedback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from feedback import selectors
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def trace_feedback(context: template.Context, access: Any, trace: Any) -> selectors.TraceFeedback:
+    request = context.get("request")
+    user = getattr(request, "user", None) if request is not None else None
+    return selectors.trace_feedback(project=access.project, trace_id=trace.trace_id, user=user)
+
+
+@register.simple_tag
+def my_value(fb: selectors.TraceFeedback, config: Any, span_id: str | None = None) -> str:
+    return fb.my_value(config, span_id) or ""
+
+
+@register.filter
+def can(access: Any, role: str) -> bool:
+    return bool(access) and access.can(role)
