@@ -200,5 +200,38 @@ def make_turn(rng: random.Random, user: DemoUser, *, prompt_version: int, first:
     # Older prompt versions (and the free plan's cheaper routing) drift more often:
     # that is what the prompt comparison and bias slices should surface.
     drift = {1: 0.35, 2: 0.18, 3: 0.08}[prompt_version] + (0.07 if user.plan == "free" else 0.0)
+    # Non-English questions get retrieval misses more often — the kind of gap a
+    # per-segment dashboard exists to reveal.
+    drift += 0.12 if user.locale == "ja-JP" else 0.05 if user.locale != "en-US" else 0.0
     grounded = rng.random() >= drift
     return Turn(question=question, documents=documents, answer=good if grounded else bad, grounded=grounded, rude=rude)
+
+
+def feedback_for(rng: random.Random, turn: Turn, *, last_in_session: bool) -> list[tuple[str, str, object]]:
+    """What this user does after the answer: (kind, name, value) actions.
+
+    Unsupported answers draw more thumbs-down, regenerations and abandonment; good ones
+    more thumbs-up and copies. Most turns get no explicit feedback, as in real apps.
+    """
+    actions: list[tuple[str, str, object]] = []
+    good = turn.grounded and not turn.rude
+    thumbs = rng.random()
+    if good and thumbs < 0.22:
+        actions.append(("feedback", "user_thumbs", True))
+    elif not good and thumbs < 0.30:
+        actions.append(("feedback", "user_thumbs", False))
+    elif thumbs > 0.97:
+        actions.append(("feedback", "user_thumbs", good))
+    if rng.random() < 0.05:
+        rating = rng.choice((4, 5)) if good else rng.choice((1, 2, 3))
+        actions.append(("feedback", "user_rating", rating))
+    if good and rng.random() < 0.2:
+        actions.append(("event", "copy", None))
+    if not good and rng.random() < 0.25:
+        actions.append(("event", "regenerate", None))
+    if last_in_session and not good and rng.random() < 0.35:
+        actions.append(("event", "abandon", None))
+    if "human" in turn.question:
+        actions.append(("event", "escalate", None))
+    actions.append(("event", "dwell_ms", rng.randint(1500, 40000)))
+    return actions

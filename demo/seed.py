@@ -64,6 +64,24 @@ class SeededTrace:
     error: bool
     time: datetime
     prompt_version: int
+    turn: scenario.Turn
+
+
+def _feedback_sender(project: Project, url: str | None) -> Callable[[str, str, str, object], None]:
+    """End-user feedback goes where the traces go: the SDK's feedback client when a
+    server URL is given, otherwise the same service the feedback endpoint calls."""
+    if url is not None:
+        def send_over_http(trace_id: str, kind: str, name: str, value: object) -> None:
+            (spyglass.feedback if kind == "feedback" else spyglass.event)(trace_id, name, value)
+
+        return send_over_http
+
+    from feedback.services import feedback_record
+
+    def record(trace_id: str, kind: str, name: str, value: object) -> None:
+        feedback_record(project=project, trace_id=trace_id, kind=kind, name=name, value=value)
+
+    return record
 
 
 def _messages_json(parts: list[tuple[str, str]]) -> str:
@@ -82,6 +100,7 @@ def seed(
     days: int,
     url: str | None = None,
     secret_key: str | None = None,
+    public_key: str | None = None,
     seed_value: int = 7,
     progress: Callable[[int], None] | None = None,
 ) -> list[SeededTrace]:
@@ -98,12 +117,14 @@ def seed(
     spyglass.init(
         host=url,
         secret_key=secret_key,
+        public_key=public_key,
         service_name="acme-support-bot",
         environment="production",
         tracer_provider=provider,
         span_exporter=exporter,
     )
     tracer = provider.get_tracer("spyglass.demo")
+    send_feedback = _feedback_sender(project, url)
     users = scenario.make_users(rng)
     now = datetime.now(UTC)
     made: list[SeededTrace] = []
@@ -114,7 +135,8 @@ def seed(
         age = rng.random() ** 1.3  # more recent traffic than old
         start = now - timedelta(days=days) * age
         session = f"sess-{session_no:05d}"
-        for turn_index in range(rng.choices((1, 2, 3, 4, 5), weights=(30, 30, 20, 12, 8))[0]):
+        turns = rng.choices((1, 2, 3, 4, 5), weights=(30, 30, 20, 12, 8))[0]
+        for turn_index in range(turns):
             if len(made) >= traces:
                 break
             start += timedelta(seconds=rng.randint(20, 240))
@@ -122,6 +144,10 @@ def seed(
                 break  # a session never runs into the future
             made.append(_one_turn(tracer, rng, user=user, session=session, turn_index=turn_index,
                                   start=start, age=age))
+            if not made[-1].error:
+                for kind, name, value in scenario.feedback_for(rng, made[-1].turn,
+                                                               last_in_session=turn_index == turns - 1):
+                    send_feedback(made[-1].trace_id, kind, name, value)
             if progress:
                 progress(1)
     spyglass.flush(timeout=60)
@@ -180,7 +206,8 @@ def _one_turn(tracer, rng: random.Random, *, user, session: str, turn_index: int
             root.set_attribute("output.value", turn.answer)
         root.end(end_time=t0 + total_ns)
     return SeededTrace(trace_id=trace_id, user_id=user.user_id, session_id=session, turn_index=turn_index,
-                       grounded=turn.grounded, rude=turn.rude, error=error, time=start, prompt_version=version)
+                       grounded=turn.grounded, rude=turn.rude, error=error, time=start, prompt_version=version,
+                       turn=turn)
 
 
 def _retriever_attrs(rng: random.Random, turn: scenario.Turn) -> dict:
