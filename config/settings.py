@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import importlib.util
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -99,11 +99,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-# Prompts (issue 7): plotly.js comes from the installed plotly package (no CDN, works
-# offline), served as static/vendor/plotly/plotly.min.js. find_spec locates the package
-# without importing it, so settings stay cheap to load.
-STATICFILES_DIRS.append(("vendor/plotly", Path(importlib.util.find_spec("plotly").submodule_search_locations[0]) / "package_data"))
+# plotly.js comes from the installed plotly package (no CDN, works offline), served as
+# static/vendor/plotly/plotly.min.js. find_spec locates the package without importing it.
+_PLOTLY_DIR = Path(importlib.util.find_spec("plotly").submodule_search_locations[0])
+STATICFILES_DIRS = [BASE_DIR / "static", ("vendor/plotly", _PLOTLY_DIR / "package_data")]
 STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 WHITENOISE_USE_FINDERS = True  # serve straight from app/static dirs; no collectstatic step

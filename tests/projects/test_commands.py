@@ -31,8 +31,10 @@ def test_create_project_slugs_stay_unique(world):
     assert json.loads(out1.getvalue())["project"] != json.loads(out2.getvalue())["project"]
 
 
-def test_bootstrap_demo_is_idempotent_and_prints_working_keys(db, settings, tmp_path):
-    settings.BASE_DIR = tmp_path
+def test_bootstrap_demo_is_idempotent_and_prints_working_keys(db, monkeypatch, tmp_path):
+    from config import embedded
+
+    monkeypatch.setattr(embedded, "DATA_DIR", tmp_path)
     first, second = StringIO(), StringIO()
     call_command("bootstrap_demo", stdout=first)
     call_command("bootstrap_demo", stdout=second)
@@ -40,3 +42,4 @@ def test_bootstrap_demo_is_idempotent_and_prints_working_keys(db, settings, tmp_
     secret = next(line.split()[-1] for line in second.getvalue().splitlines() if "secret key" in line)
     assert api_key_from_authorization(f"Bearer {secret}").project.slug == "demo"
     assert Project.objects.filter(slug="demo").count() == 1
+    assert (tmp_path / "demo-keys.json").stat().st_mode & 0o777 == 0o600

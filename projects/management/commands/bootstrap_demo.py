@@ -9,10 +9,10 @@ import json
 import os
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from config import embedded
 from projects.models import ApiKey, Project, hash_secret
 from projects.services import api_key_create, project_create
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         user = User.objects.filter(username=username).first()
         if user is None:
             user = User.objects.create_superuser(username=username, password=password, email="")
-        keys_file = Path(settings.BASE_DIR) / ".data" / "demo-keys.json"
+        keys_file = embedded.DATA_DIR / "demo-keys.json"
         project = Project.objects.filter(slug=DEMO_SLUG).first()
         keys = self._read_keys(keys_file, project)
         if project is None:

@@ -1,0 +1,61 @@
+"""Ingest hands new traces to a real Celery worker (queue "scoring") after commit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.integration.payloads import llm_batch_request, new_trace_id
+from tests.integration.support import post_otlp, wait_until
+from tracing.models import Trace
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+TASK_TIMEOUT = 120
+
+
+def _new_log(worker, offset: int) -> str:
+    return worker.process.log_text()[offset:]
+
+
+def _wait_for_line(worker, offset: int, pattern: str) -> re.Match:
+    found: list[re.Match] = []
+
+    def check() -> bool:
+        match = re.search(pattern, _new_log(worker, offset))
+        if match:
+            found.append(match)
+        return bool(match)
+
+    wait_until(check, timeout=TASK_TIMEOUT, what=f"worker log line /{pattern}/", proc=worker.process)
+    return found[0]
+
+
+def test_worker_runs_traces_score_for_new_traces(live_server_url, celery_worker, ingest_key):
+    offset = len(celery_worker.process.log_text())
+    trace_ids = [new_trace_id() for _ in range(7)]
+    response = post_otlp(live_server_url, llm_batch_request(trace_ids=trace_ids), key=ingest_key.secret_key)
+    assert response.status == 200, response.body
+    assert Trace.objects.filter(project=ingest_key.project, trace_id__in=trace_ids).count() == 7
+
+    _wait_for_line(celery_worker, offset, r"scoring requested for 7 traces")
+    # The task finished (not just started) and returned the number of traces it got.
+    _wait_for_line(celery_worker, offset, r"Task tracing\.tasks\.traces_score\[[0-9a-f-]+\] succeeded in [0-9.e-]+s: 7")
+
+
+def test_resent_batch_enqueues_nothing(live_server_url, celery_worker, ingest_key):
+    """A duplicate batch stores nothing new, so it must not ask for scoring again."""
+    batch = llm_batch_request(trace_ids=[new_trace_id() for _ in range(5)])
+    offset = len(celery_worker.process.log_text())
+    assert post_otlp(live_server_url, batch, key=ingest_key.secret_key).status == 200
+    _wait_for_line(celery_worker, offset, r"scoring requested for 5 traces")
+
+    offset = len(celery_worker.process.log_text())
+    assert post_otlp(live_server_url, batch, key=ingest_key.secret_key).status == 200
+    # A marker batch after the duplicate: the solo worker consumes the queue in order, so
+    # once the marker's task has run, a task from the duplicate would already be logged.
+    assert post_otlp(live_server_url, llm_batch_request(trace_ids=[new_trace_id() for _ in range(3)]),
+                     key=ingest_key.secret_key).status == 200
+    _wait_for_line(celery_worker, offset, r"scoring requested for 3 traces")
+    assert "scoring requested for 5 traces" not in _new_log(celery_worker, offset)
