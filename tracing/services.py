@@ -166,30 +166,18 @@ def _ensure_stage(cursor) -> None:
     transaction.on_commit(lambda: setattr(connection, "_span_stage_for", raw))
 
 
-def _lock_traces(cursor, project_id: int, first_start: dict[str, datetime]) -> None:
-    """Create missing trace rows and lock all touched ones, in trace_id order.
+def _lock_traces(cursor, project_id: int, trace_ids: Iterable[str]) -> None:
+    """Take a transaction-scoped advisory lock per touched trace.
 
     The lock serialises concurrent batches of the same trace, so each one's recompute
-    sees the other's committed spans; the fixed order rules out deadlocks.
+    sees the other's committed spans. Advisory locks write nothing (a row lock would
+    need the trace row to exist first, costing an extra insert and update per new
+    trace), and taking them in the order of the lock key rules out deadlocks.
     """
-    trace_ids = sorted(first_start)
-    starts = [first_start[t] for t in trace_ids]
     cursor.execute(
-        """
-        INSERT INTO tracing_trace (project_id, trace_id, name, tags, metadata, start_time, end_time,
-            latency_ms, status, span_count, error_count, input_tokens, output_tokens, total_tokens,
-            unpriced_spans, created_at, updated_at)
-        SELECT %s, t.trace_id, '', '{}', '{}', t.start_time, t.start_time, 0, 'unset', 0, 0, 0, 0, 0, 0,
-            now(), now()
-        FROM unnest(%s::varchar[], %s::timestamptz[]) AS t(trace_id, start_time)
-        ON CONFLICT (project_id, trace_id) DO NOTHING
-        """,
-        [project_id, trace_ids, starts],
-    )
-    cursor.execute(
-        "SELECT id FROM tracing_trace WHERE project_id = %s AND trace_id = ANY(%s::varchar[]) "
-        "ORDER BY trace_id FOR UPDATE",
-        [project_id, trace_ids],
+        "SELECT pg_advisory_xact_lock(%s, k.key) FROM "
+        "(SELECT DISTINCT hashtext(t) AS key FROM unnest(%s::varchar[]) AS t ORDER BY 1) AS k",
+        [project_id, sorted(set(trace_ids))],
     )
 
 
@@ -209,8 +197,15 @@ def _insert_spans(cursor, rows: list[tuple]) -> list[tuple[str, str]]:
     return cursor.fetchall()
 
 
+# Every aggregate is recomputed from all stored spans of the trace, and the trace row is
+# written once: inserted when new, updated when it exists. The spans are reached by
+# joining the trace ids to the (project_id, trace_id, span_id) index, which the planner
+# uses whatever its statistics say (a fresh table has none until autovacuum runs).
 _RECOMPUTE_SQL = """
-WITH agg AS (
+WITH ids AS (
+    SELECT DISTINCT t AS trace_id FROM unnest(%(trace_ids)s::varchar[]) AS t
+),
+agg AS (
     SELECT s.trace_id,
         min(s.start_time) AS start_time,
         max(s.end_time) AS end_time,
@@ -243,55 +238,53 @@ WITH agg AS (
         (array_agg(s.prompt_name ORDER BY s.start_time) FILTER (WHERE s.prompt_name IS NOT NULL))[1] AS prompt_name,
         (array_agg(s.prompt_version ORDER BY s.start_time)
             FILTER (WHERE s.prompt_name IS NOT NULL OR s.prompt_version IS NOT NULL))[1] AS prompt_version,
+        (array_agg(s.input ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
+            FILTER (WHERE s.input IS NOT NULL))[1] AS input,
+        (array_agg(s.output ORDER BY s.parent_span_id IS NULL DESC, s.end_time DESC)
+            FILTER (WHERE s.output IS NOT NULL))[1] AS output,
         bool_or(s.tags <> '{}') AS any_tags,
         bool_or(s.metadata <> '{}') AS any_metadata
-    FROM tracing_span s
-    WHERE s.project_id = %(project)s AND s.trace_id = ANY(%(trace_ids)s::varchar[])
+    FROM ids JOIN tracing_span s ON s.project_id = %(project)s AND s.trace_id = ids.trace_id
     GROUP BY s.trace_id
 )
-UPDATE tracing_trace AS t SET
-    start_time = agg.start_time,
-    end_time = agg.end_time,
-    latency_ms = extract(epoch FROM (agg.end_time - agg.start_time)) * 1000,
-    span_count = agg.span_count,
-    error_count = agg.error_count,
-    status = CASE WHEN agg.error_count > 0 THEN 'error' WHEN agg.ok_count > 0 THEN 'ok' ELSE 'unset' END,
-    input_tokens = agg.input_tokens,
-    output_tokens = agg.output_tokens,
-    total_tokens = agg.total_tokens,
-    cost_usd = agg.cost_usd,
-    unpriced_spans = agg.unpriced_spans,
-    name = left(coalesce(agg.trace_name, agg.root_name, ''), 512),
-    root_span_id = agg.root_span_id,
-    model = agg.model,
-    session_id = agg.session_id,
-    user_id = agg.user_id,
-    environment = agg.environment,
-    release = agg.release,
-    service_name = agg.service_name,
-    prompt_name = agg.prompt_name,
-    prompt_version = agg.prompt_version,
-    input = (SELECT s.input FROM tracing_span s
-             WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id AND s.input IS NOT NULL
-             ORDER BY s.parent_span_id IS NULL DESC, s.start_time LIMIT 1),
-    output = (SELECT s.output FROM tracing_span s
-              WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id AND s.output IS NOT NULL
-              ORDER BY s.parent_span_id IS NULL DESC, s.end_time DESC LIMIT 1),
-    tags = CASE WHEN agg.any_tags THEN ARRAY(
-              SELECT DISTINCT tag FROM tracing_span s, unnest(s.tags) AS tag
-              WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id ORDER BY tag)
-           ELSE '{}' END,
+INSERT INTO tracing_trace AS t (
+    project_id, trace_id, start_time, end_time, latency_ms, span_count, error_count, status,
+    input_tokens, output_tokens, total_tokens, cost_usd, unpriced_spans, name, root_span_id, model,
+    session_id, user_id, environment, release, service_name, prompt_name, prompt_version, input, output,
+    tags, metadata, created_at, updated_at)
+SELECT %(project)s, agg.trace_id, agg.start_time, agg.end_time,
+    extract(epoch FROM (agg.end_time - agg.start_time)) * 1000,
+    agg.span_count, agg.error_count,
+    CASE WHEN agg.error_count > 0 THEN 'error' WHEN agg.ok_count > 0 THEN 'ok' ELSE 'unset' END,
+    agg.input_tokens, agg.output_tokens, agg.total_tokens, agg.cost_usd, agg.unpriced_spans,
+    left(coalesce(agg.trace_name, agg.root_name, ''), 512), agg.root_span_id, agg.model,
+    agg.session_id, agg.user_id, agg.environment, agg.release, agg.service_name,
+    agg.prompt_name, agg.prompt_version, agg.input, agg.output,
+    CASE WHEN agg.any_tags THEN ARRAY(
+        SELECT DISTINCT tag FROM tracing_span s, unnest(s.tags) AS tag
+        WHERE s.project_id = %(project)s AND s.trace_id = agg.trace_id ORDER BY tag)
+    ELSE '{}' END,
     -- Root span's keys win over children's: DISTINCT ON keeps the first per key.
-    metadata = CASE WHEN agg.any_metadata THEN coalesce((
-              SELECT jsonb_object_agg(m.key, m.value) FROM (
-                  SELECT DISTINCT ON (kv.key) kv.key, kv.value
-                  FROM tracing_span s, jsonb_each(s.metadata) AS kv
-                  WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id
-                  ORDER BY kv.key, s.parent_span_id IS NULL DESC, s.start_time) m), '{}'::jsonb)
-           ELSE '{}'::jsonb END,
-    updated_at = now()
+    CASE WHEN agg.any_metadata THEN coalesce((
+        SELECT jsonb_object_agg(m.key, m.value) FROM (
+            SELECT DISTINCT ON (kv.key) kv.key, kv.value
+            FROM tracing_span s, jsonb_each(s.metadata) AS kv
+            WHERE s.project_id = %(project)s AND s.trace_id = agg.trace_id
+            ORDER BY kv.key, s.parent_span_id IS NULL DESC, s.start_time) m), '{}'::jsonb)
+    ELSE '{}'::jsonb END,
+    now(), now()
 FROM agg
-WHERE t.project_id = %(project)s AND t.trace_id = agg.trace_id
+ON CONFLICT (project_id, trace_id) DO UPDATE SET
+    start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, latency_ms = EXCLUDED.latency_ms,
+    span_count = EXCLUDED.span_count, error_count = EXCLUDED.error_count, status = EXCLUDED.status,
+    input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
+    total_tokens = EXCLUDED.total_tokens, cost_usd = EXCLUDED.cost_usd,
+    unpriced_spans = EXCLUDED.unpriced_spans, name = EXCLUDED.name, root_span_id = EXCLUDED.root_span_id,
+    model = EXCLUDED.model, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
+    environment = EXCLUDED.environment, release = EXCLUDED.release, service_name = EXCLUDED.service_name,
+    prompt_name = EXCLUDED.prompt_name, prompt_version = EXCLUDED.prompt_version,
+    input = EXCLUDED.input, output = EXCLUDED.output, tags = EXCLUDED.tags, metadata = EXCLUDED.metadata,
+    updated_at = EXCLUDED.updated_at
 RETURNING t.id
 """
 
@@ -306,17 +299,12 @@ def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
     if not spans:
         return IngestResult(accepted=0, stored=0, traces=[])
     now = datetime.now(UTC)
-    rows, first_start = [], {}
-    for raw in spans:
-        rows.append(_span_row(project.pk, raw, normalize_span(raw), now))
-        start = rows[-1][7]
-        if raw.trace_id not in first_start or start < first_start[raw.trace_id]:
-            first_start[raw.trace_id] = start
+    rows = [_span_row(project.pk, raw, normalize_span(raw), now) for raw in spans]
 
     with transaction.atomic():
         with connection.cursor() as cursor:
             _ensure_stage(cursor)
-            _lock_traces(cursor, project.pk, first_start)
+            _lock_traces(cursor, project.pk, {raw.trace_id for raw in spans})
             inserted = _insert_spans(cursor, rows)
             if inserted:
                 _apply_pending_log_events(cursor, project.pk, inserted)
@@ -458,13 +446,9 @@ def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
                 ],
             )
             targets = sorted({(r.trace_id, r.span_id) for r in linked})
-            # Lock the traces first (same order as span ingest) so a concurrent span batch
-            # and this update cannot interleave their recomputes.
-            cursor.execute(
-                "SELECT id FROM tracing_trace WHERE project_id = %s AND trace_id = ANY(%s::varchar[]) "
-                "ORDER BY trace_id FOR UPDATE",
-                [project.pk, sorted({t for t, _ in targets})],
-            )
+            # Events are inserted before the lock and spans read after it: whichever of
+            # this and a concurrent span batch locks second sees the other's rows.
+            _lock_traces(cursor, project.pk, {t for t, _ in targets})
             changed = _rebuild_span_messages(cursor, project.pk, targets)
             if changed:
                 _recompute_traces(cursor, project.pk, changed)
