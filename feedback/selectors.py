@@ -35,7 +35,7 @@ from tracing.models import Span, Trace
 # The trace list's filter builder: queues are "a trace filter, frozen", so they must
 # mean exactly what the same filter means in the explorer and the API.
 from tracing.selectors import TraceFilters
-from tracing.selectors import _filtered as traces_filtered
+from tracing.selectors import traces_filtered
 
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 500
