@@ -24,6 +24,8 @@ import textwrap
 import time
 
 import spyglass
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 SINK = textwrap.dedent(
     """
@@ -80,6 +82,33 @@ def measure(label: str, calls: int, repeats: int, **init_kwargs) -> float:
     return median
 
 
+class NullExporter(SpanExporter):
+    """Accepts spans and does nothing: isolates span creation from export work."""
+
+    def export(self, spans) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def measure_raw_otel(calls: int, repeats: int) -> float:
+    """The floor: a plain OpenTelemetry span with two attributes, null exporter."""
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(NullExporter(), max_queue_size=65536))
+    tracer = provider.get_tracer("bench")
+
+    def raw(question: str) -> str:
+        with tracer.start_as_current_span("answer") as span:
+            span.set_attribute("input.value", question)
+            result = work(question)
+            span.set_attribute("output.value", result)
+            return result
+
+    time_calls(raw, calls)
+    median = statistics.median(time_calls(raw, calls) for _ in range(repeats))
+    provider.shutdown()
+    print(f"  {'raw OpenTelemetry span, null exp.':<34} {median * 1e6:8.1f} µs/call", flush=True)
+    return median
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
@@ -93,12 +122,16 @@ def main() -> None:
         plain = statistics.median(time_calls(work, args.calls) for _ in range(args.repeats))
         print(f"  {'plain function':<34} {plain * 1e6:8.1f} µs/call")
         off = measure("observe, SDK disabled", args.calls, args.repeats, enabled=False)
+        raw = measure_raw_otel(args.calls, args.repeats)
+        null = measure("observe, null exporter", args.calls, args.repeats, span_exporter=NullExporter())
         on = measure("observe, server reachable", args.calls, args.repeats,
                      host=f"http://127.0.0.1:{port}", secret_key="sk-bench")
         down = measure("observe, server unreachable", args.calls, args.repeats,
                        host=f"http://127.0.0.1:{free_closed_port()}", secret_key="sk-bench")
         print("overhead per observed call (minus the plain function):")
-        for label, value in (("disabled", off), ("reachable", on), ("unreachable", down)):
+        cases = (("disabled", off), ("raw OTel span", raw), ("null exporter", null), ("reachable", on),
+                 ("unreachable", down))
+        for label, value in cases:
             print(f"  {label:<12} {(value - plain) * 1e6:8.1f} µs")
     finally:
         sink.terminate()
