@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -14,6 +12,7 @@ from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Left
 
+from config import keyset
 from config.errors import NotFound
 from projects.models import Project
 from tracing.models import Span, Trace
@@ -25,7 +24,6 @@ PREVIEW_CHARS = 500
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 500
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A JSON number exactly as JSON spells it; Python's int()/float() would also accept
 # "1_000", "nan" or " 7 ", none of which jsonb could ever contain.
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
@@ -61,27 +59,13 @@ class TraceCursor:
     id: int
 
     def encode(self) -> str:
-        # Integer microseconds are exact for Postgres timestamptz; an ISO string would
-        # round-trip too, but is longer and invites clients to parse it.
-        micros = (self.start_time - _EPOCH) // timedelta(microseconds=1)
-        raw = f"{micros}:{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return keyset.cursor_encode(keyset.micros_from_datetime(self.start_time), self.id)
 
     @classmethod
     def decode(cls, token: str) -> TraceCursor:
         """Parse a cursor made by `encode`; ValueError for anything else."""
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise ValueError("not a cursor returned by this API") from None
-        micros, sep, pk = raw.partition(":")
-        if not sep or not re.fullmatch(r"-?\d{1,19}", micros) or not re.fullmatch(r"\d{1,19}", pk):
-            raise ValueError("not a cursor returned by this API")
-        try:
-            start_time = _EPOCH + timedelta(microseconds=int(micros))
-        except OverflowError:
-            raise ValueError("not a cursor returned by this API") from None
-        return cls(start_time=start_time, id=int(pk))
+        micros, pk = keyset.cursor_decode(token, f"{keyset.MICROS}:{keyset.BIGINT_ID}")
+        return cls(start_time=keyset.datetime_from_micros(micros), id=int(pk))
 
 
 @dataclass(frozen=True)
@@ -297,19 +281,12 @@ class LatencyCursor:
 
     def encode(self) -> str:
         # repr() of a float round-trips exactly, so ties at the boundary are not skipped.
-        raw = f"L{self.latency_ms!r}:{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return keyset.cursor_encode(f"L{self.latency_ms!r}", self.id)
 
     @classmethod
     def decode(cls, token: str) -> LatencyCursor:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise ValueError("not a cursor of this list") from None
-        match = re.fullmatch(r"L(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?):(\d{1,19})", raw)
-        if not match:
-            raise ValueError("not a cursor of this list")
-        return cls(latency_ms=float(match[1]), id=int(match[2]))
+        latency, pk = keyset.cursor_decode(token, rf"L(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?):{keyset.BIGINT_ID}")
+        return cls(latency_ms=float(latency), id=int(pk))
 
 
 def cursor_decode(order: str, token: str) -> TraceCursor | LatencyCursor:
@@ -633,20 +610,13 @@ GROUP_LIMIT = 50
 
 
 def _keyset_token(when: datetime, key: str) -> str:
-    micros = (when - _EPOCH) // timedelta(microseconds=1)
-    return base64.urlsafe_b64encode(f"{micros}|{key}".encode()).decode().rstrip("=")
+    return keyset.cursor_encode(keyset.micros_from_datetime(when), key)
 
 
 def keyset_token_decode(token: str) -> tuple[datetime, str]:
     """(last activity, id) of a sessions/users cursor; ValueError for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        micros, sep, key = raw.partition("|")
-        if not sep or not re.fullmatch(r"-?\d{1,19}", micros):
-            raise ValueError
-        return _EPOCH + timedelta(microseconds=int(micros)), key
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
-        raise ValueError("not a cursor of this list") from None
+    micros, key = keyset.cursor_decode(token, f"(?s){keyset.MICROS}:(.*)")
+    return keyset.datetime_from_micros(micros), key
 
 
 @dataclass
