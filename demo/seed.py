@@ -84,6 +84,32 @@ def _feedback_sender(project: Project, url: str | None) -> Callable[[str, str, s
     return record
 
 
+def register_prompts(project: Project) -> None:
+    """Register the demo's prompt versions, so traces link to them on the prompt page."""
+    from prompts.models import Prompt
+    from prompts.services import Actor, prompt_version_create
+
+    if Prompt.objects.filter(project=project, name=scenario.PROMPT_NAME).exists():
+        return
+    actor = Actor(user=None, name="seed_demo")
+    messages = {1: "first cut", 2: "answer only from the documents", 3: "admit gaps, offer a human"}
+    for version, system in scenario.PROMPT_VERSIONS.items():
+        prompt_version_create(
+            project=project,
+            name=scenario.PROMPT_NAME,
+            template=[
+                {"role": "system", "content": system},
+                {"role": "system", "content": "Documents:\n{{documents}}"},
+                {"role": "user", "content": "{{question}}"},
+            ],
+            config={"temperature": 0.2, "max_tokens": 512},
+            commit_message=messages[version],
+            labels=["production", "staging"] if version == max(scenario.PROMPT_VERSIONS) else [],
+            actor=actor,
+            description="Answers support questions from help-center documents.",
+        )
+
+
 def _messages_json(parts: list[tuple[str, str]]) -> str:
     return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in parts])
 
@@ -106,6 +132,7 @@ def seed(
 ) -> list[SeededTrace]:
     """Create about `traces` traces over the last `days` days; returns what was made."""
     rng = random.Random(seed_value)
+    register_prompts(project)
     provider = TracerProvider(resource=Resource.create({
         "service.name": "acme-support-bot",
         "service.version": "2026.11.2",

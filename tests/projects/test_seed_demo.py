@@ -40,6 +40,10 @@ def test_seed_demo_in_process_builds_a_realistic_history(world):
     assert facts["with_documents"] == 120
     assert facts["thumbs"] > 0 and {"copy", "dwell_ms"} <= facts["events"]
     assert "Seeded 120 traces" in out.getvalue()
+    from prompts.models import PromptVersion
+
+    versions = PromptVersion.objects.filter(prompt__project=world.project, prompt__name="support-answer")
+    assert sorted(versions.values_list("version", flat=True)) == [1, 2, 3]
 
 
 @pytest.mark.django_db(transaction=True)
