@@ -138,6 +138,8 @@ SPECTACULAR_SETTINGS = {
 SPYGLASS_FEEDBACK_CORS_ORIGINS = env_list("SPYGLASS_FEEDBACK_CORS_ORIGINS", [])
 SPYGLASS_FEEDBACK_KEY_PER_MINUTE = env_int("SPYGLASS_FEEDBACK_KEY_PER_MINUTE", 6000, minimum=1)
 SPYGLASS_FEEDBACK_IP_PER_MINUTE = env_int("SPYGLASS_FEEDBACK_IP_PER_MINUTE", 120, minimum=1)
+# Implicit signals: a session's last answer counts as abandoned after this idle time.
+SPYGLASS_SIGNALS_ABANDON_MINUTES = env_int("SPYGLASS_SIGNALS_ABANDON_MINUTES", 30, minimum=1)
 
 # Celery: named queues so slow scoring never starves anything else.
 CELERY_BROKER_URL = REDIS_URL
@@ -148,12 +150,29 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tracing.tasks.*": {"queue": "scoring"},
+    "feedback.tasks.traces_score": {"queue": "scoring"},
+    # The sweep only queries and enqueues: on `default` so a backed-up scoring queue
+    # cannot delay the very task that notices the backlog.
+    "feedback.tasks.scoring_sweep": {"queue": "default"},
+    "feedback.tasks.sessions_signals": {"queue": "signals"},
+    "feedback.tasks.sessions_close_idle": {"queue": "signals"},
+    "feedback.tasks.traces_judge": {"queue": "scoring"},
 }
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
+# Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out
+# (abandon decided) by a sweep; added by key so other schedules can sit beside it.
+# Offline evaluators: traces never scored (broker down at ingest, a task that died).
+CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "feedback.tasks.scoring_sweep", "schedule": 60.0}
+# Seconds a changed trace is left to its own scoring message before the sweep steps in.
+SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)
+CELERY_BEAT_SCHEDULE["signals-close-idle-sessions"] = {
+    "task": "feedback.tasks.sessions_close_idle",
+    "schedule": 300.0,
+}
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,15 @@
 from django.contrib import admin
 
-from feedback.models import AnnotationQueue, Comment, InteractionEvent, QueueItem, Score, ScoreConfig
+from feedback.models import (
+    AnnotationQueue,
+    Comment,
+    EvaluatorSettings,
+    InteractionEvent,
+    QueueItem,
+    Score,
+    ScoreConfig,
+    TraceScoring,
+)
 
 
 @admin.register(ScoreConfig)
@@ -43,3 +52,16 @@ class QueueItemInline(admin.TabularInline):
 class AnnotationQueueAdmin(admin.ModelAdmin):
     list_display = ("name", "project", "mode", "reviews_per_item", "created_at")
     inlines = [QueueItemInline]
+
+
+@admin.register(EvaluatorSettings)
+class EvaluatorSettingsAdmin(admin.ModelAdmin):
+    list_display = ("project", "updated_at")
+    search_fields = ("project__slug",)
+
+
+@admin.register(TraceScoring)
+class TraceScoringAdmin(admin.ModelAdmin):
+    list_display = ("trace_id", "project", "status", "scored_at")
+    list_filter = ("status",)
+    search_fields = ("trace_id",)

@@ -3,13 +3,10 @@ to a project (directly or through a queue that belongs to one)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import MD5
 
+from config import keyset
 from config.errors import NotFound
 from feedback.models import (
     AnnotationQueue,
@@ -34,12 +32,10 @@ from tracing.models import Span, Trace
 
 # The trace list's filter builder: queues are "a trace filter, frozen", so they must
 # mean exactly what the same filter means in the explorer and the API.
-from tracing.selectors import TraceFilters
-from tracing.selectors import traces_filtered
+from tracing.selectors import TraceFilters, traces_filtered
 
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # --- scores ---------------------------------------------------------------------------
@@ -92,22 +88,12 @@ class ScoreCursor:
     id: uuid.UUID
 
     def encode(self) -> str:
-        micros = (self.created_at - _EPOCH) // timedelta(microseconds=1)
-        return base64.urlsafe_b64encode(f"{micros}:{self.id.hex}".encode()).decode().rstrip("=")
+        return keyset.cursor_encode(keyset.micros_from_datetime(self.created_at), self.id.hex)
 
     @classmethod
     def decode(cls, token: str) -> ScoreCursor:
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise ValueError("not a cursor returned by this API") from None
-        micros, sep, hex_id = raw.partition(":")
-        if not sep or not re.fullmatch(r"-?\d{1,19}", micros) or not re.fullmatch(r"[0-9a-f]{32}", hex_id):
-            raise ValueError("not a cursor returned by this API")
-        try:
-            return cls(created_at=_EPOCH + timedelta(microseconds=int(micros)), id=uuid.UUID(hex_id))
-        except OverflowError:
-            raise ValueError("not a cursor returned by this API") from None
+        micros, hex_id = keyset.cursor_decode(token, f"{keyset.MICROS}:([0-9a-f]{{32}})")
+        return cls(created_at=keyset.datetime_from_micros(micros), id=uuid.UUID(hex_id))
 
 
 @dataclass(frozen=True)
@@ -186,9 +172,13 @@ class TraceFeedback:
         return f"{score.value:g}" if score.value is not None else None
 
 
-def trace_feedback(*, project: Project, trace_id: str, user: AbstractBaseUser | None) -> TraceFeedback:
-    """Configs, scores, events, comments and spans of a trace: five bounded queries."""
-    scores = scores_for_trace(project=project, trace_id=trace_id)
+def trace_feedback(
+    *, project: Project, trace_id: str, user: AbstractBaseUser | None, scores: list[Score] | None = None
+) -> TraceFeedback:
+    """Configs, scores, events, comments and spans of a trace: five bounded queries, four
+    when the caller already holds the trace's scores (the trace page does)."""
+    if scores is None:
+        scores = scores_for_trace(project=project, trace_id=trace_id)
     comments = list(
         Comment.objects.filter(project=project, trace_id=trace_id).select_related("author").order_by("created_at", "id")
     )
@@ -510,3 +500,33 @@ def queue_ratings(*, queue: AnnotationQueue) -> dict[str, dict[int, dict[str, An
             row.string_value if row.string_value is not None else row.value
         )
     return ratings
+
+
+# --- implicit-feedback signals and judge verdicts on the trace page -------------------------
+
+
+@dataclass(frozen=True)
+class TraceSignals:
+    signals: list[Score]
+    judge: list[Score]
+
+
+def trace_signals(*, project: Project, trace_id: str, scores: list[Score] | None = None) -> TraceSignals:
+    """Implicit signals (with their evidence) and LLM-judge verdicts of one trace.
+
+    Filters `scores` in memory when the caller already loaded the trace's scores.
+    """
+    if scores is None:
+        scores = list(
+            Score.objects.filter(project=project, trace_id=trace_id)
+            .filter(Q(source=Source.IMPLICIT) | Q(source=Source.EVALUATOR, name__startswith="judge_"))
+        )
+    scores = sorted(
+        (s for s in scores
+         if s.source == Source.IMPLICIT or (s.source == Source.EVALUATOR and s.name.startswith("judge_"))),
+        key=lambda s: (s.name, s.created_at),
+    )
+    return TraceSignals(
+        signals=[s for s in scores if s.source == Source.IMPLICIT],
+        judge=[s for s in scores if s.source == Source.EVALUATOR],
+    )

@@ -804,3 +804,133 @@ def trace_annotate(
         ).score
         for cid, raw in given.items()
     ]
+
+
+# --- implicit-feedback signals ------------------------------------------------------------
+
+# SessionSignalState, signals and the embedder are imported here rather than at the top:
+# this section was added by the signals work and keeps its dependencies next to it.
+from feedback import signals as _signals  # noqa: E402
+from feedback.models import SessionSignalState  # noqa: E402
+
+
+def signal_score_id(project: Project, trace_id: str, name: str) -> uuid.UUID:
+    # Deterministic per (trace, signal): recomputing a session updates the same rows,
+    # and a stale signal can be deleted by id without touching implicit scores that
+    # clients posted themselves through the API.
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"spyglass:{project.pk}:{trace_id}:implicit:{name}")
+
+
+def _default_embedder(texts: list[str]) -> Any:
+    from feedback.evaluators.embeddings import embed_texts
+
+    return embed_texts(texts)
+
+
+def signals_params() -> _signals.SignalParams:
+    from django.conf import settings
+
+    minutes = getattr(settings, "SPYGLASS_SIGNALS_ABANDON_MINUTES", 30)
+    return _signals.SignalParams(abandon_after=timedelta(minutes=minutes))
+
+
+@dataclass(frozen=True)
+class SessionSignalsResult:
+    session_id: str
+    signals: list[_signals.Signal]
+    removed: int
+    closed: bool
+
+
+@transaction.atomic
+def session_signals_compute(
+    *,
+    project: Project,
+    session_id: str,
+    now: Any = None,
+    embed: _signals.Embedder | None = None,
+    params: _signals.SignalParams | None = None,
+) -> SessionSignalsResult:
+    """Recompute one session's implicit signals and store them as `source=implicit` scores.
+
+    Idempotent: the same data gives the same rows (deterministic ids, upserts), and a
+    signal that no longer holds — the user copied the answer after all, a late turn
+    makes the old last turn no longer the last — is deleted.
+    """
+    from django.db import connection
+
+    from tracing.models import Trace
+
+    now = now or timezone.now()
+    params = params or signals_params()
+    # Serialise work on one session: two workers (an ingest batch and the abandon sweep)
+    # computing it at once could otherwise interleave, and the one that read older data
+    # could commit last. The lock is held only for this transaction.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"signals:{project.pk}:{session_id}"])
+    rows = list(
+        Trace.objects.filter(project=project, session_id=session_id)
+        .order_by("start_time", "id")
+        .values("trace_id", "start_time", "end_time", "input", "output")
+    )
+    trace_ids = [r["trace_id"] for r in rows]
+    turns = [
+        _signals.Turn(
+            trace_id=r["trace_id"],
+            start_time=r["start_time"],
+            end_time=r["end_time"],
+            user_message=_signals.user_message_of(r["input"]),
+            answer=r["output"] or "",
+        )
+        for r in rows
+    ]
+    events = [
+        _signals.Event(trace_id=e.trace_id, name=e.name, created_at=e.created_at, value=e.value, text=e.text)
+        for e in InteractionEvent.objects.filter(project=project, trace_id__in=trace_ids)
+    ]
+    positive = frozenset(
+        trace_id
+        for trace_id, name, value in Score.objects.filter(
+            project=project, trace_id__in=trace_ids, source=Source.END_USER, name__in=("user_thumbs", "user_rating")
+        ).values_list("trace_id", "name", "value")
+        if value is not None and ((name == "user_thumbs" and value >= 0.5) or (name == "user_rating" and value >= 4))
+    )
+    computed = _signals.session_signals(
+        turns, events, embed=embed or _default_embedder, now=now, params=params, positive_trace_ids=positive
+    )
+    kept = set()
+    for signal in computed:
+        score_id = signal_score_id(project, signal.trace_id, signal.name)
+        kept.add(score_id)
+        score_upsert(
+            project=project,
+            trace_id=signal.trace_id,
+            name=signal.name,
+            value=signal.value,
+            source=Source.IMPLICIT,
+            score_id=score_id,
+            metadata={"signal": signal.name, "session_id": session_id, **signal.evidence},
+        )
+    possible = {signal_score_id(project, t, name) for t in trace_ids for name in _signals.SIGNAL_NAMES}
+    removed, _ = Score.objects.filter(project=project, pk__in=possible - kept).delete()
+
+    last_activity = _signals.last_activity(turns, events)
+    closed = last_activity is not None and now - last_activity >= params.abandon_after
+    if last_activity is not None:
+        SessionSignalState.objects.update_or_create(
+            project=project,
+            session_id=session_id,
+            defaults={"last_activity_at": last_activity, "computed_at": now, "closed": closed},
+        )
+    return SessionSignalsResult(session_id=session_id, signals=computed, removed=removed, closed=closed)
+
+
+def sessions_due_for_close(*, now: Any = None, limit: int = 1000) -> list[tuple[int, str]]:
+    """(project id, session id) of open sessions idle past the abandon threshold."""
+    now = now or timezone.now()
+    cutoff = now - signals_params().abandon_after
+    return list(
+        SessionSignalState.objects.filter(closed=False, last_activity_at__lte=cutoff)
+        .order_by("last_activity_at")
+        .values_list("project_id", "session_id")[:limit]
+    )

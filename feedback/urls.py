@@ -23,4 +23,6 @@ urlpatterns = [
     path(f"{_QUEUE}/items/<int:item_id>/submit", views.queue_item_submit, name="feedback-queue-submit"),
     path(f"{_QUEUE}/items/<int:item_id>/skip", views.queue_item_skip, name="feedback-queue-skip"),
     path(f"{_QUEUE}/export.<str:fmt>", views.queue_export, name="feedback-queue-export"),
+    # LLM-as-judge settings (admins)
+    path("p/<slug:project_slug>/settings/judge", views.judge_settings, name="feedback-judge-settings"),
 ]

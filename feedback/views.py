@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config import errors
-from feedback import agreement, selectors, services
+from feedback import agreement, judge, selectors, services
 from feedback.models import AnnotationQueue, DataType, QueueMode, ScoreConfig
 from projects.auth import ProjectAccess
 from projects.models import Role
@@ -497,3 +497,67 @@ def queue_export(request: HttpRequest, access: ProjectAccess, queue_id: int, fmt
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# --- LLM judge settings (admin only) --------------------------------------------------------
+
+
+class JudgeSettingsForm(forms.Form):
+    enabled = forms.BooleanField(required=False, label="Enabled")
+    base_url = forms.URLField(required=False, max_length=500, label="Base URL", assume_scheme="https",
+                              help_text="Any OpenAI-compatible endpoint, e.g. https://api.openai.com/v1")
+    model = forms.CharField(required=False, max_length=200, label="Model")
+    # Never rendered back: the page shows the masked key beside the field instead.
+    api_key = forms.CharField(required=False, max_length=500, label="API key",
+                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+                              help_text="Leave blank to keep the stored key.")
+    clear_api_key = forms.BooleanField(required=False, label="Remove the stored key")
+    sample_rate = forms.FloatField(min_value=0, max_value=1, initial=0.05, label="Sample rate (0–1)")
+    daily_budget_usd = forms.DecimalField(min_value=0, max_digits=12, decimal_places=4, label="Daily budget (USD)")
+    cost_per_call_usd = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=6,
+                                           label="Cost per call (USD, optional)",
+                                           help_text="Overrides pricing from token usage (self-hosted models).")
+    rubrics = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Rubrics",
+                                        choices=[(name, name) for name in judge.RUBRICS])
+    timeout_seconds = forms.FloatField(min_value=1, max_value=300, initial=30, label="Timeout (s)")
+
+
+@require_http_methods(["GET", "POST"])
+@project_page(Role.ADMIN)
+def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    current = judge.judge_settings_get(project=access.project)
+    initial = {
+        "enabled": current.enabled, "base_url": current.base_url, "model": current.model,
+        "sample_rate": current.sample_rate, "daily_budget_usd": current.daily_budget_usd,
+        "cost_per_call_usd": current.cost_per_call_usd, "rubrics": current.rubrics,
+        "timeout_seconds": current.timeout_seconds,
+    }  # fmt: skip
+    form = JudgeSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        d = form.cleaned_data
+        try:
+            judge.judge_settings_save(
+                project=access.project,
+                user=request.user,
+                enabled=d["enabled"],
+                base_url=d["base_url"],
+                model=d["model"],
+                api_key=d["api_key"] or None,
+                clear_api_key=d["clear_api_key"],
+                sample_rate=d["sample_rate"],
+                daily_budget_usd=d["daily_budget_usd"],
+                cost_per_call_usd=d["cost_per_call_usd"],
+                rubrics=d["rubrics"],
+                timeout_seconds=d["timeout_seconds"],
+            )
+        except errors.ValidationFailed as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Judge settings saved.")
+            return redirect("feedback-judge-settings", project_slug=access.project.slug)
+    context = {
+        "form": form,
+        "current": current,
+        "usage": judge.judge_usage_today(project=access.project),
+    }
+    return render(request, "feedback/judge_settings.html", context, status=400 if form.errors else 200)

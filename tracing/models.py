@@ -76,7 +76,9 @@ class Trace(models.Model):
             models.Index(fields=["project", "user_id", "-start_time"], name="trace_project_user"),
             models.Index(fields=["project", "model", "-start_time"], name="trace_project_model"),
             models.Index(fields=["project", "name", "-start_time"], name="trace_project_name"),
-            models.Index(fields=["project", "prompt_name", "prompt_version", "-start_time"], name="trace_project_prompt"),
+            models.Index(
+                fields=["project", "prompt_name", "prompt_version", "-start_time"], name="trace_project_prompt"
+            ),
             GinIndex(fields=["tags"], name="trace_tags_gin"),
             GinIndex(fields=["metadata"], name="trace_metadata_gin", opclasses=["jsonb_path_ops"]),
         ]
@@ -164,3 +166,6 @@ class SpanLogEvent(models.Model):
                 fields=["project", "trace_id", "span_id", "fingerprint"], name="log_event_unique"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.event_name} on {self.span_id}"

@@ -224,40 +224,61 @@ SEMANTIC_UNAVAILABLE = (
 )
 
 
-def _embedding_column() -> str | None:
-    """The trace embedding field, once the scoring issue adds it (a pgvector column)."""
-    names = {f.name for f in Trace._meta.get_fields()}
-    return "embedding" if "embedding" in names else None
+# Candidates pulled from the HNSW index before the explorer's filters apply: the index
+# answers "nearest in the project" fast, and filtering a few hundred rows is cheap.
+SEMANTIC_CANDIDATES = 400
+
+
+def _nearest_trace_ids(*, project: Project, vector, exclude: str | None, limit: int) -> list[str]:
+    """Trace ids of this project by cosine distance (`<=>`) of input or output to `vector`."""
+    from pgvector.django import CosineDistance
+
+    from feedback.models import TraceEmbedding
+
+    rows = (
+        TraceEmbedding.objects.filter(project=project)
+        .annotate(distance=CosineDistance("embedding", vector))
+        .order_by("distance")
+        .values_list("trace_id", flat=True)[: limit * 2]
+    )
+    # A trace appears twice (input and output); keep its best rank once.
+    ordered = [t for t in dict.fromkeys(rows) if t != exclude]
+    return ordered[:limit]
 
 
 def traces_semantic_search(
     *, project: Project, text: str, filters: TraceFilters, limit: int = 20
 ) -> list[Trace] | None:
-    """The `limit` traces nearest in meaning to `text`, or None when embeddings don't exist.
+    """The `limit` traces nearest in meaning to `text` (within `filters`), or None when
+    the project has no embeddings yet.
 
     None (not []) means "this search can't be answered yet", so the page can explain
-    instead of showing an empty result. When the embedding column and an embedder land,
-    embed `text` here and order traces_filtered(...) by CosineDistance to it.
+    instead of showing an empty result.
     """
-    if _embedding_column() is None:
+    from feedback.evaluators.embeddings import embed_texts
+    from feedback.models import TraceEmbedding
+
+    if not TraceEmbedding.objects.filter(project=project).exists():
         return None
-    return None  # the column exists but no embedder is wired in yet
+    vector = embed_texts([text])[0]
+    ids = _nearest_trace_ids(project=project, vector=vector, exclude=None, limit=SEMANTIC_CANDIDATES)
+    rank = {t: i for i, t in enumerate(ids)}
+    found = traces_filtered(project=project, filters=filters).filter(trace_id__in=ids)
+    return sorted(found, key=lambda t: rank[t.trace_id])[:limit]
 
 
 def traces_similar(*, project: Project, trace: Trace, limit: int = 20) -> list[Trace] | None:
-    """Traces nearest to `trace` by embedding, or None when it has none (see above)."""
-    column = _embedding_column()
-    if column is None or getattr(trace, column, None) is None:
-        return None
-    from pgvector.django import CosineDistance
+    """Traces nearest to `trace` by embedding, or None when it has none yet."""
+    from feedback.models import TraceEmbedding
 
-    return list(
-        Trace.objects.filter(project=project)
-        .exclude(pk=trace.pk)
-        .exclude(**{f"{column}__isnull": True})
-        .order_by(CosineDistance(column, getattr(trace, column)))
-        .defer("input", "output")[:limit]
-    )
+    own = {e.kind: e.embedding for e in TraceEmbedding.objects.filter(project=project, trace_id=trace.trace_id)}
+    vector = own.get("input") if own.get("input") is not None else own.get("output")
+    if vector is None:
+        return None
+    ids = _nearest_trace_ids(project=project, vector=vector, exclude=trace.trace_id, limit=limit)
+    rank = {t: i for i, t in enumerate(ids)}
+    found = Trace.objects.filter(project=project, trace_id__in=ids).defer("input", "output")
+    return sorted(found, key=lambda t: rank[t.trace_id])
 
 
 # Orders the explorer offers, each backed by an index so keyset pages stay cheap:

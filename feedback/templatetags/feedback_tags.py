@@ -20,7 +20,10 @@ register = template.Library()
 def trace_feedback(context: template.Context, access: Any, trace: Any) -> selectors.TraceFeedback:
     request = context.get("request")
     user = getattr(request, "user", None) if request is not None else None
-    return selectors.trace_feedback(project=access.project, trace_id=trace.trace_id, user=user)
+    # The trace page has already loaded the trace's scores; reuse them instead of a query.
+    return selectors.trace_feedback(
+        project=access.project, trace_id=trace.trace_id, user=user, scores=context.get("scores")
+    )
 
 
 @register.simple_tag

@@ -1,0 +1,68 @@
+"""Accuracy of the offline scorers on the REPORT files (nothing is fitted here).
+
+    .venv/bin/python bench/eval_scorers.py           # all; prints a Markdown table
+    .venv/bin/python bench/eval_scorers.py --quick   # 600-row sample of begin_test_wow
+
+AUROC is scikit-learn's roc_auc_score; precision/recall use the thresholds shipped in
+feedback/evaluators/weights/*.json (chosen on the train/tune files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._data import begin_rows, embed_cached, hatecheck, summedits_rows, surge
+from feedback.evaluators import groundedness as g
+from feedback.evaluators import toxicity
+
+
+def report(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float, baseline: str = "") -> None:
+    predicted = (scores >= threshold).astype(int)
+    print(f"| {name} | {len(labels)} | {roc_auc_score(labels, scores):.3f} | {threshold:.3f} | "
+          f"{precision_score(labels, predicted, zero_division=0):.3f} | "
+          f"{recall_score(labels, predicted, zero_division=0):.3f} | {baseline} |", flush=True)
+
+
+def grounding(rows: list[dict]) -> np.ndarray:
+    # The dialogue history counts as context, exactly as in training and in the runner.
+    return np.array([g.groundedness(r["answer"], r["context"] + ([r["history"]] if r["history"] else []))["score"]
+                     for r in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    started = time.time()
+    print("| scorer / report file | rows | AUROC | threshold | precision | recall | baseline AUROC |")
+    print("|---|---|---|---|---|---|---|")
+    texts, labels = surge()
+    scores = toxicity.toxicity_scores(texts, embed_cached([toxicity.clean(t) for t in texts], "surge"))
+    report("toxicity (mix) / surge_toxicity_en", labels, scores, toxicity.threshold(), "0.843 (profanity alone)")
+    report("toxicity, profanity-check alone / surge", labels, toxicity.profanity_probs(texts), 0.5)
+    texts, labels = hatecheck()
+    scores = toxicity.toxicity_scores(texts, embed_cached([toxicity.clean(t) for t in texts], "hatecheck"))
+    report("toxicity (mix) / hatecheck (robustness)", labels, scores, toxicity.threshold())
+    report("toxicity, profanity-check alone / hatecheck", labels, toxicity.profanity_probs(texts), 0.5)
+    rows = summedits_rows()
+    report("hallucination / summedits_sales_email", np.array([r["label"] for r in rows]), grounding(rows),
+           g.threshold(), "0.62")
+    rows = begin_rows("begin_test_wow.tsv")
+    if args.quick:
+        rows = random.Random(6).sample(rows, 600)
+    report("hallucination / begin_test_wow" + (" (600 sample)" if args.quick else ""),
+           np.array([r["label"] for r in rows]), grounding(rows), g.threshold(), "0.85")
+    print(f"\n{time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""What evaluators take and give: plain data, no ORM, so each one is testable alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class TraceTexts:
+    """The parts of one trace that evaluators read, gathered once by the runner.
+
+    `context` is everything the answer may legitimately rest on: retrieved documents,
+    system/context messages, tool results and earlier turns of the conversation.
+    """
+
+    trace_id: str
+    input: str = ""
+    output: str = ""
+    context: list[str] = field(default_factory=list)
+    # Filled by the runner when embeddings are computed anyway (they are reused by the
+    # toxicity head instead of being computed twice): L2-normalised, shape (384,).
+    input_vector: np.ndarray | None = None
+    output_vector: np.ndarray | None = None
+
+
+@dataclass
+class EvalScore:
+    """One score an evaluator wants written (source=evaluator) with its evidence."""
+
+    name: str
+    value: float
+    data_type: str = "numeric"  # "numeric" in [0, 1] or "boolean" (0/1)
+    comment: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    """An evaluator's outcome for one trace: scores, or a note of why there are none."""
+
+    scores: list[EvalScore] = field(default_factory=list)
+    # e.g. "no context": shown on the trace page instead of a number.
+    note: str = ""
