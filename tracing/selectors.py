@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Left
@@ -235,12 +235,19 @@ def _nearest_trace_ids(*, project: Project, vector, exclude: str | None, limit: 
 
     from feedback.models import TraceEmbedding
 
-    rows = (
-        TraceEmbedding.objects.filter(project=project)
-        .annotate(distance=CosineDistance("embedding", vector))
-        .order_by("distance")
-        .values_list("trace_id", flat=True)[: limit * 2]
-    )
+    wanted = limit * 2
+    with transaction.atomic():
+        # An HNSW scan returns at most hnsw.ef_search rows (default 40), whatever the
+        # LIMIT: without raising it, a filtered search would silently come back short.
+        # 1000 is pgvector's maximum; set_config(..., true) lasts for this transaction.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(max(wanted, 40), 1000))])
+        rows = list(
+            TraceEmbedding.objects.filter(project=project)
+            .annotate(distance=CosineDistance("embedding", vector))
+            .order_by("distance")
+            .values_list("trace_id", flat=True)[:wanted]
+        )
     # A trace appears twice (input and output); keep its best rank once.
     ordered = [t for t in dict.fromkeys(rows) if t != exclude]
     return ordered[:limit]

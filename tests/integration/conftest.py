@@ -97,6 +97,30 @@ def live_server_url(integration_env, integration_logs) -> Iterator[str]:
 class Worker:
     process: ManagedProcess
     name: str
+    control: object = None
+
+    def wait_idle(self, timeout: float = 120) -> None:
+        """Until no task is queued or running, twice in a row (a task may enqueue more)."""
+        if not self.process.alive():
+            return
+        quiet_checks = 0
+
+        def idle() -> bool:
+            nonlocal quiet_checks
+            with self.control.connection_for_write() as conn:
+                client = conn.default_channel.client
+                queued = sum(client.llen(queue) for queue in ("scoring", "signals", "default"))
+            active = self.control.control.inspect(destination=[self.name], timeout=2.0).active() or {}
+            running = sum(len(tasks) for tasks in active.values())
+            quiet_checks = quiet_checks + 1 if queued == 0 and running == 0 else 0
+            return quiet_checks >= 2
+
+        wait_until(idle, timeout=timeout, what="the celery worker to go idle", proc=self.process)
+
+
+# The session's worker, once started: every later test's data must be left alone by it
+# before the test database is flushed (see ingest_key).
+_RUNNING_WORKER: list[Worker] = []
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +142,11 @@ def celery_worker(integration_env, integration_logs, private_redis_url) -> Itera
             what=f"celery worker {name} to answer ping",
             proc=proc,
         )
-        yield Worker(proc, name)
+        worker = Worker(proc, name, control)
+        _RUNNING_WORKER.append(worker)
+        yield worker
     finally:
+        _RUNNING_WORKER.clear()
         control.close()
         proc.stop()
 
@@ -132,14 +159,24 @@ class IngestKey:
 
 
 @pytest.fixture
-def ingest_key(transactional_db) -> IngestKey:
+def ingest_key(transactional_db) -> Iterator[IngestKey]:
     from django.contrib.auth import get_user_model
 
     from projects.services import project_create
 
     owner = get_user_model().objects.create_user(username=f"owner-{uuid.uuid4().hex[:6]}", password="pw")
     project, issued = project_create(name="Integration", owner=owner)
-    return IngestKey(project=project, secret_key=issued.secret_key, public_key=issued.public_key)
+    yield IngestKey(project=project, secret_key=issued.secret_key, public_key=issued.public_key)
+
+
+@pytest.fixture(autouse=True)
+def _celery_worker_idle_before_flush() -> Iterator[None]:
+    """Ingest enqueues scoring; a worker still writing scores while transactional_db
+    truncates every table deadlocks the flush. pytest-django's database fixtures are set
+    up before this (plugin autouse fixtures come first), so this is torn down first."""
+    yield
+    for worker in _RUNNING_WORKER:
+        worker.wait_idle()
 
 
 def pytest_collection_modifyitems(config, items):
