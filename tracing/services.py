@@ -198,9 +198,9 @@ def _insert_spans(cursor, rows: list[tuple]) -> list[tuple[str, str]]:
 
 
 # Every aggregate is recomputed from all stored spans of the trace, and the trace row is
-# written once: inserted when new, updated when it exists. The spans are reached by
-# joining the trace ids to the (project_id, trace_id, span_id) index, which the planner
-# uses whatever its statistics say (a fresh table has none until autovacuum runs).
+# written once: inserted when new, updated when it exists. The spans are reached by one
+# probe of the (project_id, trace_id, span_id) index per trace id, whatever the planner's
+# statistics say (a fresh table has none until autovacuum runs).
 _RECOMPUTE_SQL = """
 WITH ids AS (
     SELECT DISTINCT t AS trace_id FROM unnest(%(trace_ids)s::varchar[]) AS t
@@ -244,7 +244,13 @@ agg AS (
             FILTER (WHERE s.output IS NOT NULL))[1] AS output,
         bool_or(s.tags <> '{}') AS any_tags,
         bool_or(s.metadata <> '{}') AS any_metadata
-    FROM ids JOIN tracing_span s ON s.project_id = %(project)s AND s.trace_id = ids.trace_id
+    -- LATERAL + OFFSET 0 keeps this a per-trace index probe: flattened into a plain
+    -- join, a planner without statistics (a young table) hashes every span of the
+    -- project instead (measured: 150 ms instead of a few ms per batch).
+    FROM ids CROSS JOIN LATERAL (
+        SELECT * FROM tracing_span sp
+        WHERE sp.project_id = %(project)s AND sp.trace_id = ids.trace_id OFFSET 0
+    ) AS s
     GROUP BY s.trace_id
 )
 INSERT INTO tracing_trace AS t (
