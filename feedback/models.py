@@ -402,10 +402,17 @@ class EmbeddingKind(models.TextChoices):
 
 
 class TraceEmbedding(models.Model):
-    """all-MiniLM-L6-v2 vector of a trace's input or output, for semantic search."""
+    """all-MiniLM-L6-v2 vector of a trace's (or one LLM span's) input or output.
+
+    `span_id` is "" for the trace's own input/output; an LLM call inside an agent or
+    chain whose text differs from the trace's gets rows of its own, so semantic search
+    also finds a trace by what happened in its middle.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     trace_id = models.CharField(max_length=32)
+    # "" rather than NULL: the unique constraint below must treat trace rows as equal.
+    span_id = models.CharField(max_length=16, default="", blank=True)
     kind = models.CharField(max_length=8, choices=EmbeddingKind.choices)
     embedding = VectorField(dimensions=384)
     model = models.CharField(max_length=64, default="all-MiniLM-L6-v2")
@@ -413,7 +420,7 @@ class TraceEmbedding(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["project", "trace_id", "kind"], name="trace_embedding_unique")
+            models.UniqueConstraint(fields=["project", "trace_id", "span_id", "kind"], name="trace_embedding_unique")
         ]
         indexes = [
             HnswIndex(
@@ -426,7 +433,7 @@ class TraceEmbedding(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.trace_id} {self.kind}"
+        return f"{self.trace_id}{'/' + self.span_id if self.span_id else ''} {self.kind}"
 
 
 class EvaluatorSettings(models.Model):

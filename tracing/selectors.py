@@ -235,7 +235,9 @@ def _nearest_trace_ids(*, project: Project, vector, exclude: str | None, limit: 
 
     from feedback.models import TraceEmbedding
 
-    wanted = limit * 2
+    # A trace can own several rows (input, output, and its inner LLM calls'), so ask
+    # for more than `limit` rows to still have `limit` distinct traces after de-duplication.
+    wanted = limit * 3
     with transaction.atomic():
         # An HNSW scan returns at most hnsw.ef_search rows (default 40), whatever the
         # LIMIT: without raising it, a filtered search would silently come back short.
@@ -248,7 +250,7 @@ def _nearest_trace_ids(*, project: Project, vector, exclude: str | None, limit: 
             .order_by("distance")
             .values_list("trace_id", flat=True)[:wanted]
         )
-    # A trace appears twice (input and output); keep its best rank once.
+    # Keep each trace once, at its best-ranked row.
     ordered = [t for t in dict.fromkeys(rows) if t != exclude]
     return ordered[:limit]
 
@@ -278,7 +280,10 @@ def traces_similar(*, project: Project, trace: Trace, limit: int = 20) -> list[T
     """Traces nearest to `trace` by embedding, or None when it has none yet."""
     from feedback.models import TraceEmbedding
 
-    own = {e.kind: e.embedding for e in TraceEmbedding.objects.filter(project=project, trace_id=trace.trace_id)}
+    own = {
+        e.kind: e.embedding
+        for e in TraceEmbedding.objects.filter(project=project, trace_id=trace.trace_id, span_id="")
+    }
     vector = own.get("input") if own.get("input") is not None else own.get("output")
     if vector is None:
         return None

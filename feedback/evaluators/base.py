@@ -24,6 +24,10 @@ class TraceTexts:
     # toxicity head instead of being computed twice): L2-normalised, shape (384,).
     input_vector: np.ndarray | None = None
     output_vector: np.ndarray | None = None
+    # LLM calls inside the trace whose text differs from the trace's own input/output:
+    # (span_id, "input" | "output", text), embedded beside the trace's two texts.
+    span_texts: list[tuple[str, str, str]] = field(default_factory=list)
+    span_vectors: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass

@@ -12,12 +12,17 @@ from typing import Any
 
 from django.db import transaction
 
+from config import errors
 from feedback.models import EvaluatorSettings
 from projects.models import Project
 
 # name -> (description, default options). Every evaluator is on unless switched off.
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
-    "embeddings": ("all-MiniLM-L6-v2 vectors of input and output (semantic search, similar traces)", {}),
+    "embeddings": (
+        "all-MiniLM-L6-v2 vectors of input and output (semantic search, similar traces), and of the LLM "
+        "calls inside a trace whose text differs from the trace's",
+        {"spans": True, "max_spans": 8},
+    ),
     "groundedness": (
         "hallucination: 1 = the answer is not supported by its context (documents, system and tool "
         "messages, earlier turns)",
@@ -43,8 +48,68 @@ SCORE_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UnknownEvaluator(ValueError):
+class UnknownEvaluator(errors.ValidationFailed):
     pass
+
+
+def _probability_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _max_spans(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SPAN_EMBEDDINGS:
+        raise ValueError(f"must be a whole number from 0 to {MAX_SPAN_EMBEDDINGS}")
+    return value
+
+
+def _pii_kinds(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
+        raise ValueError("must be a list of kinds")
+    unknown = sorted(set(value) - set(PII_KINDS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} not among {', '.join(PII_KINDS)}")
+    return [k for k in PII_KINDS if k in value]  # canonical order, no duplicates
+
+
+# A span-heavy agent trace must not multiply the embedding work of its batch without bound.
+MAX_SPAN_EMBEDDINGS = 50
+PII_KINDS = EVALUATORS["pii"][1]["kinds"]
+# (evaluator, option) -> validator returning the cleaned value or raising ValueError.
+OPTION_VALIDATORS = {
+    ("embeddings", "spans"): _bool,
+    ("embeddings", "max_spans"): _max_spans,
+    ("groundedness", "threshold"): _probability_or_none,
+    ("toxicity", "threshold"): _probability_or_none,
+    ("pii", "kinds"): _pii_kinds,
+    ("injection", "threshold"): _probability_or_none,
+}
+
+
+def _clean_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(options) - set(EVALUATORS[name][1])
+    if unknown:
+        raise UnknownEvaluator(f"options: {name} has no option {', '.join(sorted(unknown))}.")
+    cleaned = {}
+    for key, value in options.items():
+        try:
+            cleaned[key] = OPTION_VALIDATORS[name, key](value)
+        except ValueError as exc:
+            raise errors.ValidationFailed(f"{name}.{key}: {exc} (got {value!r}).",
+                                          detail={"evaluator": name, "option": key}) from None
+    if name == "injection" and cleaned.get("threshold", 0.5) is None:
+        raise errors.ValidationFailed("injection.threshold: must be a number from 0 to 1 (got None).",
+                                      detail={"evaluator": name, "option": "threshold"})
+    return cleaned
 
 
 def evaluator_config(project: Project | None = None, *, stored: dict | None = None) -> dict[str, dict[str, Any]]:
@@ -68,17 +133,37 @@ def enabled_evaluators(config: dict[str, dict[str, Any]]) -> list[str]:
 def evaluator_settings_update(
     *, project: Project, name: str, enabled: bool | None = None, options: dict[str, Any] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Switch an evaluator on/off or change its options for one project."""
+    """Switch one evaluator on/off or change some of its options for one project."""
     if name not in EVALUATORS:
         raise UnknownEvaluator(f"evaluator: {name!r} is not one of {', '.join(EVALUATORS)}.")
+    cleaned = _clean_options(name, options or {})
     row, _ = EvaluatorSettings.objects.select_for_update().get_or_create(project=project)
     entry = dict(row.config.get(name) or {})
     if enabled is not None:
         entry["enabled"] = bool(enabled)
-    unknown = set(options or {}) - set(EVALUATORS[name][1])
-    if unknown:
-        raise UnknownEvaluator(f"options: {name} has no option {', '.join(sorted(unknown))}.")
-    entry.update(options or {})
+    entry.update(cleaned)
     row.config = {**row.config, name: entry}
+    row.save(update_fields=["config", "updated_at"])
+    return evaluator_config(stored=row.config)
+
+
+@transaction.atomic
+def evaluator_settings_replace(*, project: Project, config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Set every evaluator's switch and options at once (the settings form).
+
+    All or nothing: one invalid option rejects the whole form, so a project never runs
+    with half of an edit applied.
+    """
+    unknown = set(config) - set(EVALUATORS)
+    if unknown:
+        raise UnknownEvaluator(f"evaluator: {', '.join(sorted(unknown))} not one of {', '.join(EVALUATORS)}.")
+    stored = {}
+    for name, entry in config.items():
+        options = {k: v for k, v in entry.items() if k != "enabled"}
+        if not isinstance(entry.get("enabled", True), bool):
+            raise errors.ValidationFailed(f"{name}.enabled: must be true or false (got {entry['enabled']!r}).")
+        stored[name] = {"enabled": entry.get("enabled", True), **_clean_options(name, options)}
+    row, _ = EvaluatorSettings.objects.select_for_update().get_or_create(project=project)
+    row.config = {**row.config, **stored}
     row.save(update_fields=["config", "updated_at"])
     return evaluator_config(stored=row.config)

@@ -94,6 +94,28 @@ def trace_texts(trace: Trace, spans: list[Span]) -> TraceTexts:
     return TraceTexts(trace_id=trace.trace_id, input=user_input or "", output=output or "", context=context)
 
 
+def llm_span_texts(spans: list[Span], texts: TraceTexts, *, limit: int) -> list[tuple[str, str, str]]:
+    """(span_id, kind, text) of the LLM calls worth their own embedding, at most `limit`.
+
+    Only texts that differ from the trace's own input/output: in the common one-call
+    trace the LLM span says exactly what the trace says, and a second identical vector
+    would cost model time and crowd the nearest-neighbour results with duplicates.
+    """
+    seen = {texts.input.strip(), texts.output.strip(), ""}
+    out: list[tuple[str, str, str]] = []
+    for span in sorted(spans, key=lambda s: (s.start_time, s.span_id)):
+        if span.kind != "llm":
+            continue
+        users = [m for m in (span.messages or []) if isinstance(m, dict) and m.get("source") != "output"
+                 and (m.get("role") or "").lower() == "user"]
+        asked = _text(users[-1].get("content")) if users else (span.input or "")
+        for kind, text in (("input", asked), ("output", span.output or "")):
+            if text.strip() not in seen and len(out) < limit:
+                seen.add(text.strip())
+                out.append((span.span_id, kind, text))
+    return out
+
+
 def _run_toxicity(texts: list[TraceTexts], config: dict) -> list[EvalResult]:
     inputs, outputs = [t.input for t in texts], [t.output for t in texts]
     in_vecs = np.array([t.input_vector if t.input_vector is not None else np.zeros(384) for t in texts])
@@ -177,18 +199,26 @@ def _score_project_traces(traces: list[Trace], *, only: set[str] | None) -> None
     enabled = [n for n in registry.enabled_evaluators(config) if only is None or n in only]
     spans: dict[str, list[Span]] = defaultdict(list)
     for span in Span.objects.filter(project=project, trace_id__in=[t.trace_id for t in traces]).only(
-        "trace_id", "span_id", "kind", "start_time", "messages", "documents", "output"
+        "trace_id", "span_id", "kind", "start_time", "messages", "documents", "input", "output"
     ):
         spans[span.trace_id].append(span)
     texts = [trace_texts(t, spans[t.trace_id]) for t in traces]
     errors: dict[str, list[str]] = defaultdict(list)
     results: dict[str, list[EvalResult]] = {}
 
+    embeddings = config["embeddings"]
+    if "embeddings" in enabled and embeddings.get("spans", True):
+        for t in texts:
+            t.span_texts = llm_span_texts(spans[t.trace_id], t, limit=int(embeddings.get("max_spans") or 0))
     if "embeddings" in enabled or "toxicity" in enabled:
         # One model call for the whole batch; the toxicity head reuses these vectors.
-        vectors = embed_texts([t.input for t in texts] + [t.output for t in texts])
+        extra = [text for t in texts for _, _, text in t.span_texts]
+        vectors = embed_texts([t.input for t in texts] + [t.output for t in texts] + extra)
+        n, at = len(texts), 2 * len(texts)
         for i, t in enumerate(texts):
-            t.input_vector, t.output_vector = vectors[i], vectors[len(texts) + i]
+            t.input_vector, t.output_vector = vectors[i], vectors[n + i]
+            t.span_vectors = list(vectors[at : at + len(t.span_texts)])
+            at += len(t.span_texts)
     for name, run in (("toxicity", None), ("pii", _run_pii), ("injection", _run_injection),
                       ("groundedness", _run_groundedness)):
         if name not in enabled:
@@ -243,17 +273,7 @@ def _store(project, traces, texts, enabled, results, errors) -> None:
         (Score.objects.filter(project=project, trace_id__in=clean, source=Source.EVALUATOR, name__in=names)
          .exclude(id__in=keep_ids).delete())
     if "embeddings" in enabled:
-        rows = []
-        for t in texts:
-            for kind, text, vector in (("input", t.input, t.input_vector), ("output", t.output, t.output_vector)):
-                if text.strip() and vector is not None:
-                    rows.append(TraceEmbedding(project=project, trace_id=t.trace_id, kind=kind,
-                                               embedding=vector.tolist(), model=MODEL_NAME))
-        if rows:
-            TraceEmbedding.objects.bulk_create(
-                rows, update_conflicts=True, unique_fields=["project", "trace_id", "kind"],
-                update_fields=["embedding", "model", "created_at"],
-            )
+        _store_embeddings(project, texts)
     versions = {name: VERSIONS[name]() for name in enabled}
     status_rows = [
         TraceScoring(
@@ -268,3 +288,31 @@ def _store(project, traces, texts, enabled, results, errors) -> None:
         status_rows, update_conflicts=True, unique_fields=["project", "trace_id"],
         update_fields=["status", "error", "trace_updated_at", "scored_at", "versions", "notes"],
     )
+
+
+def _store_embeddings(project, texts: list[TraceTexts]) -> None:
+    rows = []
+    for t in texts:
+        for kind, text, vector in (("input", t.input, t.input_vector), ("output", t.output, t.output_vector)):
+            if text.strip() and vector is not None:
+                rows.append(TraceEmbedding(project=project, trace_id=t.trace_id, span_id="", kind=kind,
+                                           embedding=vector.tolist(), model=MODEL_NAME))
+        for (span_id, kind, _), vector in zip(t.span_texts, t.span_vectors, strict=True):
+            rows.append(TraceEmbedding(project=project, trace_id=t.trace_id, span_id=span_id, kind=kind,
+                                       embedding=vector.tolist(), model=MODEL_NAME))
+    if rows:
+        TraceEmbedding.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["project", "trace_id", "span_id", "kind"],
+            update_fields=["embedding", "model", "created_at"],
+        )
+    # Span rows a fresh run would not write (the span's text now equals the trace's, or
+    # span embeddings were switched off) go, so re-scoring converges to one stored set.
+    keep = {(t.trace_id, span_id, kind) for t in texts for span_id, kind, _ in t.span_texts}
+    stale = [
+        pk for pk, trace_id, span_id, kind in TraceEmbedding.objects.filter(
+            project=project, trace_id__in=[t.trace_id for t in texts]
+        ).exclude(span_id="").values_list("pk", "trace_id", "span_id", "kind")
+        if (trace_id, span_id, kind) not in keep
+    ]
+    if stale:
+        TraceEmbedding.objects.filter(pk__in=stale).delete()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from django.core.management import call_command
 from kombu.exceptions import OperationalError as BrokerDown
@@ -11,8 +13,12 @@ from feedback.evaluators.registry import UnknownEvaluator, evaluator_settings_up
 from feedback.evaluators.runner import traces_score_batch
 from feedback.models import Score, Source, TraceEmbedding, TraceScoring
 from tests.feedback.conftest import ingest_trace
+from tests.otlp_payloads import BASE_NS, MS
 from tracing import selectors
+from tracing.models import Trace
+from tracing.otlp.types import RawSpan
 from tracing.selectors import TraceFilters
+from tracing.services import spans_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -163,3 +169,57 @@ def test_trace_page_shows_evaluations(world, client):
     section = page.split('<section class="evaluations')[1].split("</section>")[0]
     assert "phone" in section and "•••32" in section
     assert "415 555" not in section  # masked: the number itself is shown only in the input pane
+
+
+def _agent_trace(project) -> str:
+    """A root span plus three LLM calls: two say something of their own, one repeats the
+    trace's question word for word."""
+    trace_id, root = secrets.token_hex(16), secrets.token_hex(8)
+
+    def span(span_id, parent, name, attributes, offset_ms):
+        return RawSpan(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name, otel_kind=1,
+                       start_ns=BASE_NS + offset_ms * MS, end_ns=BASE_NS + (offset_ms + 100) * MS, status_code=1,
+                       status_message=None, attributes=attributes, events=[], resource={"service.name": "agent"})
+
+    llm = {"openinference.span.kind": "LLM"}
+    spans_ingest(project=project, spans=[
+        span(root, None, "agent", {"input.value": "Plan a weekend in Lisbon for me",
+                                   "output.value": "Day one: Alfama and the castle. Day two: Belém."}, 0),
+        span("a" * 16, root, "search flights", {**llm, "input.value": "Find flights from Berlin to Lisbon in May",
+                                                "output.value": "Three direct flights leave Berlin on Friday."}, 10),
+        span("b" * 16, root, "plan", {**llm, "input.value": "Plan a weekend in Lisbon for me",
+                                      "output.value": "Day one: Alfama and the castle. Day two: Belém."}, 20),
+        span("c" * 16, root, "hotel", {**llm, "input.value": "Which hotels near Alfama have rooftop pools?",
+                                       "output.value": "Two hotels near Alfama have rooftop pools."}, 30),
+    ])
+    return trace_id
+
+
+def test_llm_spans_with_their_own_text_get_their_own_embeddings(world):
+    trace_id = _agent_trace(world.project)
+    trace = Trace.objects.get(project=world.project, trace_id=trace_id)
+    traces_score_batch([trace.pk])
+    rows = set(TraceEmbedding.objects.filter(trace_id=trace_id).values_list("span_id", "kind"))
+    # The "plan" call repeats the trace's own input and output: no duplicate vectors.
+    assert rows == {("", "input"), ("", "output"), ("a" * 16, "input"), ("a" * 16, "output"),
+                    ("c" * 16, "input"), ("c" * 16, "output")}
+    other = ingest_trace(world.project, input="Reset my password", output="Use the link on the login page.")
+    traces_score_batch([other.pk])
+    # Found by what happened inside the trace, not only by its question and answer.
+    found = selectors.traces_semantic_search(project=world.project, text="direct flights out of Berlin",
+                                             filters=TraceFilters())
+    assert found[0].trace_id == trace_id
+    traces_score_batch([trace.pk])  # idempotent: same rows, no more
+    assert TraceEmbedding.objects.filter(trace_id=trace_id).count() == 6
+
+
+def test_span_embeddings_follow_the_project_settings(world):
+    trace_id = _agent_trace(world.project)
+    pk = Trace.objects.get(project=world.project, trace_id=trace_id).pk
+    evaluator_settings_update(project=world.project, name="embeddings", options={"max_spans": 1})
+    traces_score_batch([pk])
+    assert list(TraceEmbedding.objects.filter(trace_id=trace_id).exclude(span_id="")
+                .values_list("span_id", "kind")) == [("a" * 16, "input")]
+    evaluator_settings_update(project=world.project, name="embeddings", options={"spans": False})
+    traces_score_batch([pk])  # switching span embeddings off removes the stored ones
+    assert set(TraceEmbedding.objects.filter(trace_id=trace_id).values_list("span_id", flat=True)) == {""}
