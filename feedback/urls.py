@@ -25,4 +25,7 @@ urlpatterns = [
     path(f"{_QUEUE}/export.<str:fmt>", views.queue_export, name="feedback-queue-export"),
     # LLM-as-judge settings (admins)
     path("p/<slug:project_slug>/settings/judge", views.judge_settings, name="feedback-judge-settings"),
+    path("p/<slug:project_slug>/settings/evaluators", views.evaluator_settings, name="feedback-evaluator-settings"),
+    path("p/<slug:project_slug>/settings/evaluators/rescore", views.evaluator_rescore,
+         name="feedback-evaluator-rescore"),
 ]

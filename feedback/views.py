@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config import errors
 from feedback import agreement, judge, selectors, services
+from feedback.evaluators import registry
 from feedback.models import AnnotationQueue, DataType, QueueMode, ScoreConfig
 from projects.auth import ProjectAccess
 from projects.models import Role
@@ -561,3 +562,88 @@ def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "usage": judge.judge_usage_today(project=access.project),
     }
     return render(request, "feedback/judge_settings.html", context, status=400 if form.errors else 200)
+
+
+# --- offline evaluator settings (admin only) ---------------------------------------------
+
+
+class EvaluatorSettingsForm(forms.Form):
+    """Every evaluator's switch and options on one form; blank thresholds = shipped ones."""
+
+    embeddings_enabled = forms.BooleanField(required=False, label="Embeddings")
+    embeddings_spans = forms.BooleanField(required=False, label="Also embed LLM calls inside a trace")
+    embeddings_max_spans = forms.IntegerField(min_value=0, max_value=registry.MAX_SPAN_EMBEDDINGS,
+                                              label="At most this many LLM-call texts per trace")
+    groundedness_enabled = forms.BooleanField(required=False, label="Groundedness / hallucination")
+    groundedness_threshold = forms.FloatField(required=False, min_value=0, max_value=1, label="Flag at or above")
+    toxicity_enabled = forms.BooleanField(required=False, label="Toxicity")
+    toxicity_threshold = forms.FloatField(required=False, min_value=0, max_value=1, label="Flag at or above")
+    pii_enabled = forms.BooleanField(required=False, label="PII")
+    pii_kinds = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Kinds",
+                                          choices=[(k, k.replace("_", " ")) for k in registry.PII_KINDS])
+    injection_enabled = forms.BooleanField(required=False, label="Prompt injection")
+    injection_threshold = forms.FloatField(min_value=0, max_value=1, label="Flag at or above")
+
+    @classmethod
+    def initial_from(cls, config: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {f"{name}_{key}": value for name, entry in config.items() for key, value in entry.items()
+                if f"{name}_{key}" in cls.base_fields}
+
+    def to_config(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for field, value in self.cleaned_data.items():
+            name, key = field.split("_", 1)
+            out.setdefault(name, {})[key] = value
+        return out
+
+
+class RescoreForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=90, initial=1, label="Traces of the last (days)")
+
+
+def _evaluator_page(request: HttpRequest, access: ProjectAccess, form: EvaluatorSettingsForm,
+                    rescore: RescoreForm, status: int = 200) -> HttpResponse:
+    from feedback.evaluators import groundedness, toxicity
+    from feedback.evaluators.selectors import project_scoring_health
+
+    context = {
+        "form": form,
+        "rescore": rescore,
+        "descriptions": {name: description for name, (description, _) in registry.EVALUATORS.items()},
+        "shipped": {"groundedness": groundedness.threshold(), "toxicity": toxicity.threshold()},
+        "health": project_scoring_health(project_id=access.project.pk, since=timezone.now() - timedelta(days=1)),
+    }
+    return render(request, "feedback/evaluator_settings.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@project_page(Role.ADMIN)
+def evaluator_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    current = registry.evaluator_config(access.project)
+    form = EvaluatorSettingsForm(request.POST or None, initial=EvaluatorSettingsForm.initial_from(current))
+    if request.method == "POST" and form.is_valid():
+        try:
+            registry.evaluator_settings_replace(project=access.project, config=form.to_config())
+        except errors.ValidationFailed as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Evaluator settings saved. New traces use them; re-score older ones below.")
+            return redirect("feedback-evaluator-settings", project_slug=access.project.slug)
+    return _evaluator_page(request, access, form, RescoreForm(), status=400 if form.errors else 200)
+
+
+@require_POST
+@project_page(Role.ADMIN)
+def evaluator_rescore(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    from feedback.evaluators.sweep import RESCORE_LIMIT, project_rescore_enqueue
+
+    rescore = RescoreForm(request.POST)
+    if not rescore.is_valid():
+        form = EvaluatorSettingsForm(initial=EvaluatorSettingsForm.initial_from(
+            registry.evaluator_config(access.project)))
+        return _evaluator_page(request, access, form, rescore, status=400)
+    queued = project_rescore_enqueue(project=access.project,
+                                     since=timezone.now() - timedelta(days=rescore.cleaned_data["days"]))
+    capped = " (the newest ones; use `manage.py score_backfill` for more)" if queued >= RESCORE_LIMIT else ""
+    messages.success(request, f"Queued {queued} trace{'s' if queued != 1 else ''} for re-scoring{capped}.")
+    return redirect("feedback-evaluator-settings", project_slug=access.project.slug)

@@ -50,3 +50,49 @@ def trace_evaluations(
     if hallucination is not None and output:
         result.output_segments = _segments(output, hallucination.metadata.get("unsupported", []))
     return result
+
+
+@dataclass
+class ScoringHealth:
+    """How far scoring has got with one project's recent traces (the settings page)."""
+
+    traces: int
+    scored: int
+    failed: int
+    pending: int
+    last_error: str = ""
+    last_scored_at: Any = None
+
+
+def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
+    """Counts of traces started since `since` by scoring status (three small queries).
+
+    A trace counts as pending when it has no result yet or changed after its last one
+    (more spans arrived), the same rule the sweep uses.
+    """
+    from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+
+    from tracing.models import Trace
+
+    status = TraceScoring.objects.filter(project_id=project_id, trace_id=OuterRef("trace_id"))
+    counts = (
+        Trace.objects.filter(project_id=project_id, start_time__gte=since)
+        .annotate(s=Subquery(status.values("status")[:1]), at=Subquery(status.values("trace_updated_at")[:1]))
+        .aggregate(
+            traces=Count("id"),
+            scored=Count("id", filter=Q(s="scored", at__gte=F("updated_at"))),
+            failed=Count("id", filter=Q(s="failed", at__gte=F("updated_at"))),
+        )
+    )
+    latest = (
+        TraceScoring.objects.filter(project_id=project_id).aggregate(at=Max("scored_at"))["at"]
+    )
+    failed = (
+        TraceScoring.objects.filter(project_id=project_id, status="failed").order_by("-scored_at")
+        .values_list("error", flat=True).first()
+    )
+    return ScoringHealth(
+        traces=counts["traces"], scored=counts["scored"], failed=counts["failed"],
+        pending=counts["traces"] - counts["scored"] - counts["failed"],
+        last_error=(failed or "")[:500], last_scored_at=latest,
+    )

@@ -34,3 +34,28 @@ def traces_needing_scoring(*, now: datetime | None = None, limit: int = SWEEP_LI
         .order_by("updated_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# One click re-scores at most this many traces; more is a job for `score_backfill`,
+# which shows progress and does not hold the whole list in the broker.
+RESCORE_LIMIT = 100_000
+RESCORE_BATCH = 50
+
+
+def project_rescore_enqueue(*, project, since: datetime) -> int:
+    """Queue every trace of `project` that started at or after `since` for re-scoring.
+
+    The batches go to the `default` queue, not `scoring`: a big re-score then shares the
+    worker with fresh traces instead of parking them behind thousands of old ones.
+    Returns the number of traces queued (capped at RESCORE_LIMIT, newest first).
+    """
+    from feedback.tasks import traces_score
+
+    pks = list(
+        Trace.objects.filter(project=project, start_time__gte=since)
+        .order_by("-start_time")
+        .values_list("pk", flat=True)[:RESCORE_LIMIT]
+    )
+    for start in range(0, len(pks), RESCORE_BATCH):
+        traces_score.apply_async((pks[start : start + RESCORE_BATCH],), queue="default")
+    return len(pks)

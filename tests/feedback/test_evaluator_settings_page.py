@@ -1,0 +1,129 @@
+"""The admin-only evaluator settings page (/p/<slug>/settings/evaluators): role matrix,
+saving switches and options all-or-nothing, the scoring health summary, and re-scoring."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+
+from config import errors
+from feedback.evaluators import registry
+from feedback.evaluators.runner import traces_score_batch
+from feedback.models import EvaluatorSettings, Score, Source
+from tests.feedback.conftest import ROLE_USERS, ingest_trace
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def recent_trace(project, **kwargs):
+    """A trace that started a minute ago (re-scoring and the health box look at recent ones)."""
+    return ingest_trace(project, start_ns=time.time_ns() - 60 * 10**9, **kwargs)
+
+
+def url(world, tail: str = "") -> str:
+    return f"/p/{world.project.slug}/settings/evaluators{tail}"
+
+
+def form(**overrides) -> dict:
+    data = {
+        "embeddings_enabled": "on", "embeddings_spans": "on", "embeddings_max_spans": "8",
+        "groundedness_enabled": "on", "groundedness_threshold": "",
+        "toxicity_enabled": "on", "toxicity_threshold": "0.7",
+        "pii_enabled": "on", "pii_kinds": ["email", "credit_card"],
+        "injection_enabled": "on", "injection_threshold": "0.5",
+    }  # fmt: skip
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@pytest.mark.parametrize(("who", "status"), list(zip(ROLE_USERS, (200, 403, 403, 403, 404), strict=True)))
+def test_only_admins_open_the_page(world, who, status):
+    assert browser(getattr(world, who)).get(url(world)).status_code == status
+
+
+@pytest.mark.parametrize(("who", "status"), list(zip(ROLE_USERS, (302, 403, 403, 403, 404), strict=True)))
+def test_only_admins_save(world, who, status):
+    response = browser(getattr(world, who)).post(url(world), form(toxicity_enabled=None))
+    assert response.status_code == status
+    assert registry.evaluator_config(world.project)["toxicity"]["enabled"] == (status != 302)
+
+
+@pytest.mark.parametrize(("who", "status"), list(zip(ROLE_USERS, (302, 403, 403, 403, 404), strict=True)))
+def test_only_admins_rescore(world, who, status, monkeypatch):
+    from feedback import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.traces_score, "apply_async", lambda args, queue: sent.append((args, queue)))
+    recent_trace(world.project)
+    assert browser(getattr(world, who)).post(url(world, "/rescore"), {"days": "1"}).status_code == status
+    assert len(sent) == (1 if status == 302 else 0)
+
+
+def test_saved_options_change_what_the_worker_writes(world):
+    browser(world.owner).post(url(world), form(pii_kinds=["credit_card"], toxicity_enabled=None))
+    config = registry.evaluator_config(world.project)
+    assert config["pii"]["kinds"] == ["credit_card"] and config["toxicity"]["threshold"] == 0.7
+    assert config["groundedness"]["threshold"] is None  # blank keeps the shipped threshold
+
+    trace = recent_trace(world.project, input="Mail me at jane@example.com")
+    traces_score_batch([trace.pk])
+    scores = {s.name: s for s in Score.objects.filter(trace_id=trace.trace_id, source=Source.EVALUATOR)}
+    assert "toxicity_input" not in scores  # switched off
+    assert scores["pii_input"].value == 0  # emails are no longer looked for
+
+    page = browser(world.owner).get(url(world)).content.decode()
+    assert 'name="toxicity_enabled"' in page and 'name="toxicity_enabled" checked' not in page
+    assert "1 trace: <strong>1</strong> scored" in page
+
+
+def test_bad_option_rejects_the_whole_form_with_a_clear_error(world):
+    response = browser(world.owner).post(url(world), form(toxicity_threshold="1.5", embeddings_max_spans="-1",
+                                                         injection_enabled=None))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "less than or equal to 1" in page and "greater than or equal to 0" in page
+    assert not EvaluatorSettings.objects.filter(project=world.project).exists()  # nothing half-saved
+
+
+def test_service_rejects_bad_values_with_their_name(world):
+    with pytest.raises(errors.ValidationFailed, match=r"pii.kinds: passport not among"):
+        registry.evaluator_settings_replace(project=world.project, config={"pii": {"kinds": ["passport"]}})
+    with pytest.raises(errors.ValidationFailed, match=r"embeddings.max_spans: must be a whole number"):
+        registry.evaluator_settings_update(project=world.project, name="embeddings", options={"max_spans": 2.5})
+    with pytest.raises(errors.ValidationFailed, match=r"injection.threshold"):
+        registry.evaluator_settings_update(project=world.project, name="injection", options={"threshold": None})
+    with pytest.raises(errors.ValidationFailed, match=r"toxicity.enabled: must be true or false"):
+        registry.evaluator_settings_replace(project=world.project, config={"toxicity": {"enabled": "yes"}})
+    assert not EvaluatorSettings.objects.filter(project=world.project).exists()
+
+
+def test_rescore_queues_only_this_projects_recent_traces_off_the_live_queue(world, monkeypatch):
+    from feedback import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.traces_score, "apply_async", lambda args, queue: sent.append((args[0], queue)))
+    mine = [recent_trace(world.project) for _ in range(3)]
+    recent_trace(world.other_project)
+    response = browser(world.owner).post(url(world, "/rescore"), {"days": "1"}, follow=True)
+    assert "Queued 3 traces for re-scoring" in response.content.decode()
+    assert [queue for _, queue in sent] == ["default"]
+    assert sorted(sent[0][0]) == sorted(t.pk for t in mine)
+
+
+def test_rescore_rejects_a_bad_range(world):
+    response = browser(world.owner).post(url(world, "/rescore"), {"days": "365"})
+    assert response.status_code == 400
+    assert "less than or equal to 90" in response.content.decode()
+
+
+def test_settings_page_links_to_scoring_settings(world):
+    page = browser(world.owner).get(f"/p/{world.project.slug}/settings/").content.decode()
+    assert url(world) in page and f"/p/{world.project.slug}/settings/judge" in page
