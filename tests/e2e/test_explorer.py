@@ -127,3 +127,22 @@ def test_viewer_is_denied_the_settings_page(page, world):
     assert response.status == 403
     # ...but reads traces.
     assert page.goto(f"/p/{world.project.slug}/traces/").status == 200
+
+
+def test_switch_an_evaluator_off_from_the_settings_page(page, world):
+    from feedback.evaluators import registry
+
+    login(page, "owner", "pw-owner")
+    page.goto(f"/p/{world.project.slug}/settings/")
+    page.get_by_role("link", name="Evaluators").click()
+    page.wait_for_url("**/settings/evaluators")
+    page.get_by_label("Toxicity").uncheck()
+    page.locator("#ev-injection").get_by_label("Flag at or above").fill("0.8")
+    page.get_by_label("iban").uncheck()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_selector(".messages li")
+    assert "saved" in page.locator(".messages").inner_text().lower()
+    assert not page.get_by_label("Toxicity").is_checked()  # the page shows what is stored
+    config = registry.evaluator_config(world.project)
+    assert config["toxicity"]["enabled"] is False and config["injection"]["threshold"] == 0.8
+    assert "iban" not in config["pii"]["kinds"] and "email" in config["pii"]["kinds"]
