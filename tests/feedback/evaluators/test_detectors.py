@@ -79,17 +79,20 @@ def test_injection_leaves_ordinary_questions_alone(text):
 
 
 def test_toxicity_separates_insults_from_polite_text_in_batch():
+    from feedback.evaluators.toxicity import threshold
+
     scores = toxicity_scores(["You are a worthless idiot and I hate you", "Thanks, that was very helpful!", ""])
-    assert scores[0] > 0.5 > scores[1]
+    assert scores[0] > threshold() > scores[1]
     assert scores[2] == 0.0
 
 
 def test_toxicity_uses_embeddings_when_given():
     from feedback.evaluators.embeddings import embed_texts
+    from feedback.evaluators.toxicity import threshold
 
     texts = ["shut up you stupid moron", "Merci beaucoup pour votre aide"]
     scores = toxicity_scores(texts, embed_texts(texts))
-    assert scores[0] > 0.5 > scores[1]
+    assert scores[0] > threshold() > scores[1]
 
 
 def test_groundedness_flags_the_unsupported_sentence():
