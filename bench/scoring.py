@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from feedback.evaluators import injection, pii, toxicity
-from feedback.evaluators.embeddings import embed_texts
+from feedback.evaluators.embeddings import cache_clear, embed_texts
 
 QUESTIONS = [
     "How do I reset my password? My email is sam@example.org",
@@ -58,8 +58,11 @@ def main() -> None:
             pii.pii_find(a)
             injection.injection_score(q)
     fast = len(pairs) / (time.perf_counter() - started)
-    texts = [t for pair in pairs[:2000] for t in pair]
-    embed_texts(texts[:8])  # load the model outside the timing
+    # Every text distinct and the cache empty: this times the model, not the LRU that
+    # spares it repeated texts in production (embeddings.embed_texts).
+    texts = [f"{t} [{i}]" for i, t in enumerate(t for pair in pairs[:2000] for t in pair)]
+    embed_texts(["load the model outside the timing"])
+    cache_clear()
     started = time.perf_counter()
     embed_texts(texts)
     embedding = len(texts) / (time.perf_counter() - started)

@@ -1,0 +1,55 @@
+"""The embedding cache: repeated texts skip the model, results equal the model's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from feedback.evaluators import embeddings
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The real model, with every text it is asked to encode recorded."""
+    model = embeddings._load()
+    seen: list[str] = []
+    real = model.encode
+
+    def encode(texts, **kwargs):
+        seen.extend(texts)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(model, "encode", encode)
+    embeddings.cache_clear()
+    yield seen
+    embeddings.cache_clear()
+
+
+def test_repeated_texts_are_encoded_once_and_match_the_model(counted):
+    texts = ["Refunds within 30 days.", "Où est ma commande ?", "Refunds within 30 days.", ""]
+    first = embeddings.embed_texts(texts)
+    assert counted == ["Refunds within 30 days.", "Où est ma commande ?", ""]
+    np.testing.assert_array_equal(first[0], first[2])
+    again = embeddings.embed_texts(["Où est ma commande ?", "A new one"])
+    assert counted[3:] == ["A new one"]  # only the unseen text reached the model
+    np.testing.assert_array_equal(again[0], first[1])
+    embeddings.cache_clear()
+    fresh = embeddings.embed_texts(texts)
+    np.testing.assert_allclose(fresh, first, atol=1e-5)
+    assert np.allclose(np.linalg.norm(fresh, axis=1), 1, atol=1e-5)
+
+
+def test_callers_cannot_corrupt_cached_vectors(counted):
+    vectors = embeddings.embed_texts(["stable text"])
+    vectors[0] = 0  # the caller's array is its own copy
+    assert np.linalg.norm(embeddings.embed_texts(["stable text"])[0]) == pytest.approx(1, abs=1e-5)
+
+
+def test_cache_is_bounded_least_recently_used_first(counted, monkeypatch):
+    monkeypatch.setattr(embeddings, "CACHE_SIZE", 2)
+    embeddings.embed_texts(["a", "b"])
+    embeddings.embed_texts(["a"])  # "a" is now the most recent
+    embeddings.embed_texts(["c"])  # evicts "b"
+    assert len(embeddings._cache) == 2
+    embeddings.embed_texts(["a", "b"])
+    assert counted == ["a", "b", "c", "b"]
