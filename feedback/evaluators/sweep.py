@@ -16,6 +16,25 @@ SWEEP_LIMIT = 5000
 LOOKBACK = timedelta(days=2)
 
 
+def scoring_backlog() -> int | None:
+    """Messages waiting on the `scoring` queue, or None when the broker can't tell.
+
+    A passive declare answers on every broker kombu speaks (Redis, RabbitMQ) and creates
+    nothing; a queue that was never declared has no backlog.
+    """
+    from kombu.exceptions import ChannelError, OperationalError
+
+    from config.celery import app
+
+    try:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue="scoring", passive=True).message_count
+    except ChannelError:
+        return 0
+    except (OperationalError, OSError):
+        return None
+
+
 def traces_needing_scoring(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> list[int]:
     """Row ids of traces with no scoring result, or one older than their last change.
 

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from kombu.exceptions import OperationalError as BrokerDown
 
 from feedback import tasks
+from feedback.evaluators import sweep
 from feedback.evaluators.registry import UnknownEvaluator, evaluator_settings_update
 from feedback.evaluators.runner import traces_score_batch
 from feedback.models import Score, Source, TraceEmbedding, TraceScoring
@@ -108,12 +109,29 @@ def test_sweep_scores_traces_ingested_while_broker_was_down(world, settings, mon
     assert not TraceScoring.objects.filter(trace_id=trace.trace_id).exists()  # pending
 
     settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
+    monkeypatch.setattr(sweep, "scoring_backlog", lambda: 0)  # the broker is back, its queue drained
     sent: list[list[int]] = []
     monkeypatch.setattr(tasks.traces_score, "delay", lambda pks: sent.append(pks) or tasks.traces_score(pks))
     assert tasks.scoring_sweep() == 1
     assert sent == [[trace.pk]]
     assert TraceScoring.objects.get(trace_id=trace.trace_id).status == "scored"
     assert tasks.scoring_sweep() == 0  # nothing left to do
+
+
+def test_sweep_waits_while_the_scoring_queue_has_a_backlog(world, settings, monkeypatch):
+    settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
+    ingest_trace(world.project)  # never scored
+    sent = []
+    monkeypatch.setattr(tasks.traces_score, "delay", sent.append)
+    monkeypatch.setattr(sweep, "scoring_backlog", lambda: 12)
+    assert tasks.scoring_sweep() == 0 and sent == []  # its message is most likely among the 12
+    monkeypatch.setattr(sweep, "scoring_backlog", lambda: None)  # broker can't tell: sweep anyway
+    assert tasks.scoring_sweep() == 1 and len(sent) == 1
+
+
+def test_scoring_backlog_counts_messages_on_the_real_broker():
+    backlog = sweep.scoring_backlog()
+    assert isinstance(backlog, int) and backlog >= 0
 
 
 def test_evaluator_crash_marks_trace_failed_and_keeps_the_others(world, monkeypatch):
