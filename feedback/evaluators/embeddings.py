@@ -124,3 +124,50 @@ def cache_clear() -> None:
     """Forget every cached vector (tests and benchmarks that time the model itself)."""
     with _cache_lock:
         _cache.clear()
+        _token_cache.clear()
+
+
+# Contextual word-piece vectors are ~30× the size of a sentence vector, so fewer are kept
+# (float16, ~25 KB a sentence: 4,000 ≈ 100 MB at worst, far less for short sentences).
+TOKEN_CACHE_SIZE = 4_000
+_token_cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+
+def embed_with_tokens(texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sentence vectors (as embed_texts) and, per text, its L2-normalised contextual
+    word-piece vectors without [CLS]/[SEP], shape (pieces, 384): from one model pass for
+    the texts not in both caches, which it then fills."""
+    clipped = [(t or "")[:MAX_CHARS] for t in texts]
+    keys = [_key(t) for t in clipped]
+    vectors = np.empty((len(clipped), DIMENSIONS), dtype=np.float32)
+    tokens: list[np.ndarray | None] = [None] * len(clipped)
+    missing: dict[bytes, list[int]] = {}
+    with _cache_lock:
+        for i, key in enumerate(keys):
+            vector, pieces = _cache.get(key), _token_cache.get(key)
+            if vector is None or pieces is None:
+                missing.setdefault(key, []).append(i)
+                continue
+            _cache.move_to_end(key)
+            _token_cache.move_to_end(key)
+            vectors[i], tokens[i] = vector, pieces.astype(np.float32)
+    if missing:
+        todo = [clipped[rows[0]] for rows in missing.values()]
+        outputs = _load().encode(todo, batch_size=BATCH_SIZE, output_value=None, show_progress_bar=False)
+        with _cache_lock:
+            for (key, rows), out in zip(missing.items(), outputs, strict=True):
+                vector = out["sentence_embedding"].float().numpy()
+                vector = (vector / max(float(np.linalg.norm(vector)), 1e-9)).astype(np.float32)
+                length = int(out["attention_mask"].sum())
+                pieces = out["token_embeddings"][1 : max(length - 1, 2)].float().numpy()
+                pieces = pieces / np.maximum(np.linalg.norm(pieces, axis=1, keepdims=True), 1e-9)
+                vector.flags.writeable = False
+                _cache[key] = vector
+                _token_cache[key] = pieces.astype(np.float16)
+                for i in rows:
+                    vectors[i], tokens[i] = vector, pieces.astype(np.float32)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+            while len(_token_cache) > TOKEN_CACHE_SIZE:
+                _token_cache.popitem(last=False)
+    return vectors, tokens  # type: ignore[return-value]

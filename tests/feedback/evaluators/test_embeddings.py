@@ -53,3 +53,17 @@ def test_cache_is_bounded_least_recently_used_first(counted, monkeypatch):
     assert len(embeddings._cache) == 2
     embeddings.embed_texts(["a", "b"])
     assert counted == ["a", "b", "c", "b"]
+
+
+def test_embed_with_tokens_agrees_with_embed_texts_and_caches_both(counted):
+    texts = ["The refund settles in 5 days.", "Der Tarif verlängert sich jährlich."]
+    vectors, tokens = embeddings.embed_with_tokens(texts)
+    np.testing.assert_allclose(vectors, embeddings.embed_texts(texts), atol=1e-5)
+    assert counted == texts  # embed_texts above was served from the cache
+    for pieces in tokens:
+        assert pieces.ndim == 2 and pieces.shape[1] == embeddings.DIMENSIONS and len(pieces) >= 5
+        np.testing.assert_allclose(np.linalg.norm(pieces, axis=1), 1, atol=1e-2)
+    again_vectors, again_tokens = embeddings.embed_with_tokens(texts[::-1])
+    assert counted == texts  # both kinds of vector came from the caches
+    np.testing.assert_array_equal(again_vectors[1], vectors[0])
+    np.testing.assert_allclose(again_tokens[1], tokens[0], atol=1e-2)  # float16 in the cache
