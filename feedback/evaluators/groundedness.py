@@ -1,39 +1,58 @@
 """Groundedness: is the answer supported by its context? 1 = unsupported (hallucinated).
 
 Context is what the answer may rest on: retrieved documents, system/context messages,
-tool results and earlier turns. Per answer sentence we measure
-- `support`: the best cosine between the sentence and any context sentence (or pair
-  of adjacent sentences, since facts often span a sentence boundary);
-- `novelty`: the share of its content words that appear nowhere in the context;
-- `novel_numbers`: numbers it states that the context never mentions;
-and a logistic-regression head (weights/groundedness.json, trained only on the BEGIN
-dev files by bench/train_grounding.py) turns them into a probability. The trace score
-uses the aggregate over sentences (weakest sentence, mean, total novelty); sentences
-the head flags on their own are reported as the unsupported ones.
+tool results and earlier turns. Each answer sentence is first *aligned*: its matching
+passage is the context window (one sentence or two adjacent ones, since facts often span
+a boundary) with the best MiniLM cosine. Then we measure
+- `support`: that best cosine; `novelty`: the share of its content words that appear
+  nowhere in the context; `novel_numbers`: numbers the context never mentions;
+- against the matching passage only (subtle edits reuse words found elsewhere, so a
+  whole-context check misses them): the share of content words absent from the passage,
+  numbers and names absent from it (`swapped_*` when the context has them elsewhere,
+  the signature of a swapped entity), a negation added or dropped, and quantifier /
+  comparative / direction words (more, fewer, all, before, increase…) the passage lacks;
+- `token_support`: BERTScore-style precision, the mean over the sentence's word pieces
+  of the best MiniLM contextual-token cosine within the matching passage.
+A logistic-regression head (weights/groundedness.json, trained by
+bench/train_grounding.py only on the BEGIN dev files plus edits derived from them) turns
+the aggregate over sentences into a probability. Sentences the head flags on their own
+are reported as the unsupported ones, each with plain-language reasons; so is any
+sentence with a number the context lacks or whose number differs from its passage's,
+since a wrong figure is worth a look even when the rest of the sentence is a copy.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from feedback.evaluators.embeddings import embed_texts
+from feedback.evaluators import embeddings
 
 WEIGHTS = Path(__file__).parent / "weights" / "groundedness.json"
 MAX_CONTEXT_SENTENCES = 400  # bounds the cost of a trace with a huge retrieved corpus
 MAX_ANSWER_SENTENCES = 60
+# The matching passage is a single sentence unless a pair is clearly closer (a fact that
+# spans the boundary): a swapped-in name from the next sentence lifts the pair a little
+# and would otherwise hide the swap.
+PAIR_MARGIN = 0.05
 
-FEATURES = ("min_support", "mean_support", "max_novelty", "novelty", "novel_numbers", "whole_support")
+# Every feature the scorer can compute; the head's JSON names the ones it uses.
+ALL_FEATURES = (
+    "min_support", "mean_support", "max_novelty", "novelty", "novel_numbers", "whole_support",
+    "max_local_novelty", "mean_local_novelty", "local_numbers", "swapped_numbers", "novel_names",
+    "swapped_names", "negation_added", "negation_dropped", "cue_mismatch", "max_elsewhere",
+    "min_token_support", "mean_token_support",
+)
+FEATURES = ALL_FEATURES[:6]  # untrained fallback / historical head
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"\w+(?:'\w+)?", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _STOP = frozenset(
     "the a an and or but if of to in on at by for with from as is are was were be been being it its this that "
@@ -42,6 +61,19 @@ _STOP = frozenset(
     "shall just so than then there here also very too about into over under more most some any all each other "
     "such only own same both few again further once out up down off yeah well oh really like know think sure "
     "one get got lot lots much many because while well".split()
+)
+_NEGATION = frozenset("not no never without none nobody nothing neither nor cannot can't won't don't doesn't "
+                      "didn't isn't aren't wasn't weren't hasn't haven't hadn't couldn't shouldn't wouldn't "
+                      "unable".split())
+# Words whose meaning flips or scales a claim; a sentence using one its passage lacks is
+# suspect (they are stop words for novelty, so the word checks alone never see them).
+_CUES = frozenset(
+    "all every each none some most many few several only always never sometimes often rarely usually more less "
+    "fewer higher lower larger smaller bigger greater least best worst increase increased increases decrease "
+    "decreased decreases rise rose fall fell before after earlier later early late first last next previous "
+    "above below over under up down same different positive negative maximum minimum both either neither "
+    "entire partial full half double triple twice two three four five six seven eight nine ten eleven twelve "
+    "hundred thousand million billion dozen weekly monthly daily yearly annual quarterly".split()
 )
 
 
@@ -53,7 +85,37 @@ class SentenceCheck:
     support: float
     novelty: float
     novel_numbers: list[str]
+    passage: str = ""
+    local_novelty: float = 0.0
+    elsewhere: float = 0.0
+    local_numbers: list[str] = field(default_factory=list)
+    swapped_numbers: list[str] = field(default_factory=list)
+    novel_names: list[str] = field(default_factory=list)
+    swapped_names: list[str] = field(default_factory=list)
+    negation_added: bool = False
+    negation_dropped: bool = False
+    cues: list[str] = field(default_factory=list)
+    token_support: float = 1.0
     risk: float = 0.0
+
+    def reasons(self) -> list[str]:
+        """Plain-language evidence for a reviewer, most specific first."""
+        out = [f"number {n} is not in the matching passage, which has a different one (the context mentions "
+               f"{n} elsewhere)" for n in self.swapped_numbers[:3]]
+        out += [f"number {n} appears nowhere in the context" for n in self.novel_numbers[:3]]
+        out += [f"'{n}' is not in the matching passage, which names someone or something else (the context "
+                f"mentions '{n}' elsewhere)" for n in self.swapped_names[:3]]
+        out += [f"'{n}' appears nowhere in the context" for n in self.novel_names[:3]]
+        if self.negation_added:
+            out.append("negates what the matching passage states")
+        if self.negation_dropped:
+            out.append("the matching passage is negated, this sentence is not")
+        out += [f"'{w}' is not in the matching passage" for w in self.cues[:3]]
+        if self.novelty >= 0.5:
+            out.append(f"{self.novelty:.0%} of its content words are not in the context")
+        if not out and self.support < 0.5:
+            out.append("no passage of the context says anything close")
+        return out
 
 
 def sentences(text: str) -> list[tuple[int, int, str]]:
@@ -74,12 +136,25 @@ def _stem(word: str) -> str:
     return word[:6] if len(word) > 6 else word
 
 
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("’", "'"))
+
+
 def _content_words(text: str) -> set[str]:
-    return {_stem(w) for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP and not w.isdigit()}
+    return {_stem(w) for w in _words(text) if len(w) > 2 and w not in _STOP and not w.isdigit()}
 
 
 def _numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words that are not stop words: names of people, firms, products, places."""
+    return {w for w in _WORD.findall(text) if w[0].isupper() and w.lower() not in _STOP and not w.isdigit()}
+
+
+def _negated(words: list[str]) -> bool:
+    return any(w in _NEGATION or w.endswith("n't") for w in words)
 
 
 @lru_cache(maxsize=1)
@@ -95,58 +170,158 @@ def threshold() -> float:
     return float(head().get("threshold", 0.5))
 
 
+def _columns() -> list[int]:
+    return [ALL_FEATURES.index(name) for name in head().get("features", FEATURES)]
+
+
+@lru_cache(maxsize=1)
+def _trees() -> list[tuple[np.ndarray, ...]]:
+    return [tuple(np.asarray(t[k]) for k in ("feature", "threshold", "left", "right", "value", "leaf"))
+            for t in head()["trees"]]
+
+
+def _tree_logit(x: np.ndarray) -> np.ndarray:
+    """Sum of the boosted trees' leaf values (scikit-learn HistGradientBoosting, exported
+    node by node by bench/train_grounding.py): go left when x[feature] <= threshold."""
+    z = np.full(len(x), float(head()["baseline"]))
+    rows = np.arange(len(x))
+    for feature, cut, left, right, value, leaf in _trees():
+        node = np.zeros(len(x), dtype=int)
+        while not leaf[node].all():
+            go_left = x[rows, feature[node]] <= cut[node]
+            node = np.where(leaf[node], node, np.where(go_left, left[node], right[node]))
+        z += value[node]
+    return z
+
+
 def _probability(x: np.ndarray) -> np.ndarray:
     weights = head()
     if not weights:
         # Untrained fallback: the naive baseline (weakest sentence support).
         return 1.0 - x[:, 0]
-    z = (x - np.asarray(weights["mean"])) / np.asarray(weights["scale"])
-    z = z @ np.asarray(weights["coef"]) + float(weights["intercept"])
+    x = x[:, _columns()]
+    if weights.get("kind") == "trees":
+        z = _tree_logit(x)
+    else:
+        z = (x - np.asarray(weights["mean"])) / np.asarray(weights["scale"])
+        z = z @ np.asarray(weights["coef"]) + float(weights["intercept"])
     return 1.0 / (1.0 + np.exp(-z))
 
 
 def _aggregate(checks: list[SentenceCheck], whole: float) -> np.ndarray:
+    """The trace's feature vector, in ALL_FEATURES order."""
+    def total(name: str) -> int:
+        return min(sum(len(getattr(c, name)) for c in checks), 3)
+
     support = np.array([c.support for c in checks])
     novelty = np.array([c.novelty for c in checks])
-    numbers = sum(len(c.novel_numbers) for c in checks)
-    return np.array([support.min(), support.mean(), novelty.max(), novelty.mean(), min(numbers, 3), whole])
+    local = np.array([c.local_novelty for c in checks])
+    tokens = np.array([c.token_support for c in checks])
+    return np.array([
+        support.min(), support.mean(), novelty.max(), novelty.mean(), total("novel_numbers"), whole,
+        local.max(), local.mean(), total("local_numbers"), total("swapped_numbers"), total("novel_names"),
+        total("swapped_names"), float(any(c.negation_added for c in checks)),
+        float(any(c.negation_dropped for c in checks)), total("cues"), max(c.elsewhere for c in checks),
+        tokens.min(), tokens.mean(),
+    ])
+
+
+def _encode(texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sentence vectors and, per text, its normalised contextual word-piece vectors
+    ([CLS]/[SEP] dropped), from one MiniLM pass; texts seen recently (a RAG app's
+    recurring documents) come from the worker's embedding cache instead."""
+    return embeddings.embed_with_tokens(texts)
 
 
 def grounding_features(answer: str, context: list[str]) -> tuple[np.ndarray, list[SentenceCheck]] | None:
-    """Trace-level feature vector and per-sentence checks; None when there is no context."""
+    """Trace-level feature vector (ALL_FEATURES order) and per-sentence checks; None when
+    there is no context or no answer."""
     context = [c for c in context if c and c.strip()]
     if not context or not answer or not answer.strip():
         return None
     answer_spans = sentences(answer)[:MAX_ANSWER_SENTENCES]
-    context_sentences: list[str] = []
+    singles: list[str] = []
+    windows: list[tuple[int, ...]] = []  # indices into `singles`
     for doc in context:
-        parts = [s for _, _, s in sentences(doc)]
-        context_sentences.extend(parts)
-        context_sentences.extend(f"{a} {b}" for a, b in pairwise(parts))
-    context_sentences = context_sentences[:MAX_CONTEXT_SENTENCES]
-    vectors = embed_texts([s for _, _, s in answer_spans] + context_sentences + [answer, " ".join(context)[:4000]])
+        parts = [s for _, _, s in sentences(doc)][:MAX_CONTEXT_SENTENCES]
+        base = len(singles)
+        singles.extend(parts)
+        windows.extend((base + i,) for i in range(len(parts)))
+        windows.extend((base + i, base + i + 1) for i in range(len(parts) - 1))
+    windows = windows[:MAX_CONTEXT_SENTENCES]
+    singles = singles[:max(max(w) for w in windows) + 1]
+    pair_texts = [" ".join(singles[i] for i in w) for w in windows if len(w) > 1]
     n = len(answer_spans)
-    answer_vecs, context_vecs = vectors[:n], vectors[n:-2]
-    similarity = answer_vecs @ context_vecs.T
+    texts = [s for _, _, s in answer_spans] + singles + pair_texts + [answer, " ".join(context)[:4000]]
+    # Sentence vectors for everything (cheap to cache across traces); word-piece vectors
+    # only for the answer sentences and the passages they align to, below.
+    vectors = embeddings.embed_texts(texts)
+    answer_vecs = vectors[:n]
+    single_vecs = vectors[n:n + len(singles)]
+    pair_vecs = iter(vectors[n + len(singles):-2])
+    window_vecs = np.array([single_vecs[w[0]] if len(w) == 1 else next(pair_vecs) for w in windows])
+    similarity = answer_vecs @ window_vecs.T
     whole = float(vectors[-2] @ vectors[-1])
     context_words = set().union(*(_content_words(c) for c in context))
     context_numbers = set().union(*(_numbers(c) for c in context))
+    context_names = {w.lower() for c in context for w in _WORD.findall(c)}
+    aligned = []
+    for i in range(n):
+        best = int(similarity[i].argmax())
+        single = max((j for j, w in enumerate(windows) if len(w) == 1), key=lambda j: similarity[i, j])
+        aligned.append(single if similarity[i, best] - similarity[i, single] < PAIR_MARGIN else best)
+    needed = sorted({j for best in aligned for j in windows[best]})
+    _, piece_list = _encode([s for _, _, s in answer_spans] + [singles[j] for j in needed])
+    answer_tokens = piece_list[:n]
+    single_tokens = dict(zip(needed, piece_list[n:], strict=True))
     checks = []
     for i, (start, end, text) in enumerate(answer_spans):
-        words = _content_words(text)
+        best = aligned[i]
+        passage = " ".join(singles[j] for j in windows[best])
+        words, passage_words = _content_words(text), _content_words(passage)
         novelty = len(words - context_words) / len(words) if words else 0.0
-        novel_numbers = sorted(_numbers(text) - context_numbers)
-        checks.append(SentenceCheck(text, start, end, float(similarity[i].max()), novelty, novel_numbers))
+        local = words - passage_words
+        numbers, passage_numbers = _numbers(text), _numbers(passage)
+        text_lower = {w.lower() for w in _WORD.findall(text)}
+        passage_lower = {w.lower() for w in _WORD.findall(passage)}
+        names = {w for w in _names(text) if w.lower() not in passage_lower}
+        # A swap replaces something: the passage must also hold a number / name the
+        # sentence lacks. Without that test, a summary sentence that merges two passages
+        # would look like a swap for every name it takes from the second one.
+        numbers_replaced = bool(passage_numbers - numbers)
+        names_replaced = any(w.lower() not in text_lower for w in _names(passage))
+        raw, passage_raw = _words(text), _words(passage)
+        passage_tokens = np.concatenate([single_tokens[j] for j in windows[best]])
+        token_support = float((answer_tokens[i] @ passage_tokens.T).max(axis=1).mean())
+        checks.append(SentenceCheck(
+            text, start, end, float(similarity[i].max()), novelty, sorted(numbers - context_numbers),
+            passage=passage,
+            local_novelty=len(local) / len(words) if words else 0.0,
+            elsewhere=len(local & context_words) / len(words) if words else 0.0,
+            local_numbers=sorted(numbers - passage_numbers),
+            swapped_numbers=sorted((numbers - passage_numbers) & context_numbers) if numbers_replaced else [],
+            novel_names=sorted(w for w in names if w.lower() not in context_names),
+            swapped_names=sorted(w for w in names if w.lower() in context_names) if names_replaced else [],
+            negation_added=_negated(raw) and not _negated(passage_raw),
+            negation_dropped=_negated(passage_raw) and not _negated(raw),
+            cues=sorted({w for w in raw if w in _CUES} - set(passage_raw)),
+            token_support=token_support,
+        ))
     return _aggregate(checks, whole), checks
 
 
 def groundedness(answer: str, context: list[str]) -> dict[str, Any] | None:
-    """{"score", "unsupported": [...], "sentences", "version"}, or None without context."""
+    """{"score", "unsupported": [...], "sentences", "threshold", "version"}, or None
+    without context or answer. Each unsupported sentence carries its offsets, the
+    matching passage and `reasons` (plain-language evidence)."""
     found = grounding_features(answer, context)
     if found is None:
         return None
     features, checks = found
-    per_sentence = np.array([_aggregate([c], c.support) for c in checks])
+    # Each sentence is scored as if it were the whole answer (so a one-sentence answer's
+    # risk is exactly the trace score).
+    per_sentence = np.array([_aggregate([c], float(features[ALL_FEATURES.index("whole_support")]))
+                             for c in checks])
     risks = _probability(per_sentence)
     for check, risk in zip(checks, risks, strict=True):
         check.risk = float(risk)
@@ -154,8 +329,9 @@ def groundedness(answer: str, context: list[str]) -> dict[str, Any] | None:
     cut = threshold()
     unsupported = [
         {"text": c.text[:500], "start": c.start, "end": c.end, "support": round(c.support, 3),
-         "novelty": round(c.novelty, 3), "novel_numbers": c.novel_numbers[:10], "risk": round(c.risk, 3)}
-        for c in checks if c.risk >= cut or c.novel_numbers
+         "novelty": round(c.novelty, 3), "novel_numbers": c.novel_numbers[:10], "risk": round(c.risk, 3),
+         "passage": c.passage[:500], "reasons": c.reasons()}
+        for c in checks if c.risk >= cut or c.novel_numbers or c.swapped_numbers
     ]
     return {"score": round(score, 4), "unsupported": unsupported, "sentences": len(checks),
             "threshold": cut, "version": version()}
