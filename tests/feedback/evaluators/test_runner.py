@@ -189,6 +189,18 @@ def test_trace_page_shows_evaluations(world, client):
     assert "415 555" not in section  # masked: the number itself is shown only in the input pane
 
 
+def test_trace_page_explains_each_unsupported_sentence(world, client):
+    trace = ingest_trace(world.project, output="Refunds are accepted within 30 days. Our office in Munich "
+                         "also sends every customer a free car in 2031.", attributes=RAG)
+    traces_score_batch([trace.pk])
+    client.force_login(world.viewer)
+    page = client.get(f"/p/{world.project.slug}/traces/{trace.trace_id}/").content.decode()
+    reasons = page.split('<ul class="unsupported')[1].split("</ul>")[0]
+    assert "free car in 2031" in reasons and "number 2031 appears nowhere in the context" in reasons
+    assert "&#x27;Munich&#x27; appears nowhere in the context" in reasons
+    assert "Closest passage: Refunds are accepted within 30 days" in reasons
+
+
 def _agent_trace(project) -> str:
     """A root span plus three LLM calls: two say something of their own, one repeats the
     trace's question word for word."""
