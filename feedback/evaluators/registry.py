@@ -52,12 +52,14 @@ class UnknownEvaluator(errors.ValidationFailed):
     pass
 
 
-def _probability_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
+def _probability(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         raise ValueError("must be a number from 0 to 1")
     return float(value)
+
+
+def _probability_or_none(value: Any) -> float | None:
+    return None if value is None else _probability(value)  # None = the shipped threshold
 
 
 def _bool(value: Any) -> bool:
@@ -84,19 +86,22 @@ def _pii_kinds(value: Any) -> list[str]:
 # A span-heavy agent trace must not multiply the embedding work of its batch without bound.
 MAX_SPAN_EMBEDDINGS = 50
 PII_KINDS = EVALUATORS["pii"][1]["kinds"]
-# (evaluator, option) -> validator returning the cleaned value or raising ValueError.
+# (evaluator, option) -> validator returning the cleaned value or raising ValueError;
+# "enabled" is every evaluator's switch.
 OPTION_VALIDATORS = {
+    **{(name, "enabled"): _bool for name in EVALUATORS},
     ("embeddings", "spans"): _bool,
     ("embeddings", "max_spans"): _max_spans,
     ("groundedness", "threshold"): _probability_or_none,
     ("toxicity", "threshold"): _probability_or_none,
     ("pii", "kinds"): _pii_kinds,
-    ("injection", "threshold"): _probability_or_none,
+    ("injection", "threshold"): _probability,
 }
 
 
 def _clean_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(EVALUATORS[name][1])
+    """Validated copy of an evaluator's settings entry (its switch and options)."""
+    unknown = set(options) - set(EVALUATORS[name][1]) - {"enabled"}
     if unknown:
         raise UnknownEvaluator(f"options: {name} has no option {', '.join(sorted(unknown))}.")
     cleaned = {}
@@ -106,9 +111,6 @@ def _clean_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         except ValueError as exc:
             raise errors.ValidationFailed(f"{name}.{key}: {exc} (got {value!r}).",
                                           detail={"evaluator": name, "option": key}) from None
-    if name == "injection" and cleaned.get("threshold", 0.5) is None:
-        raise errors.ValidationFailed("injection.threshold: must be a number from 0 to 1 (got None).",
-                                      detail={"evaluator": name, "option": "threshold"})
     return cleaned
 
 
@@ -136,12 +138,9 @@ def evaluator_settings_update(
     """Switch one evaluator on/off or change some of its options for one project."""
     if name not in EVALUATORS:
         raise UnknownEvaluator(f"evaluator: {name!r} is not one of {', '.join(EVALUATORS)}.")
-    cleaned = _clean_options(name, options or {})
+    cleaned = _clean_options(name, {**(options or {}), **({"enabled": enabled} if enabled is not None else {})})
     row, _ = EvaluatorSettings.objects.select_for_update().get_or_create(project=project)
-    entry = dict(row.config.get(name) or {})
-    if enabled is not None:
-        entry["enabled"] = bool(enabled)
-    entry.update(cleaned)
+    entry = {**(row.config.get(name) or {}), **cleaned}
     row.config = {**row.config, name: entry}
     row.save(update_fields=["config", "updated_at"])
     return evaluator_config(stored=row.config)
@@ -157,12 +156,7 @@ def evaluator_settings_replace(*, project: Project, config: dict[str, dict[str, 
     unknown = set(config) - set(EVALUATORS)
     if unknown:
         raise UnknownEvaluator(f"evaluator: {', '.join(sorted(unknown))} not one of {', '.join(EVALUATORS)}.")
-    stored = {}
-    for name, entry in config.items():
-        options = {k: v for k, v in entry.items() if k != "enabled"}
-        if not isinstance(entry.get("enabled", True), bool):
-            raise errors.ValidationFailed(f"{name}.enabled: must be true or false (got {entry['enabled']!r}).")
-        stored[name] = {"enabled": entry.get("enabled", True), **_clean_options(name, options)}
+    stored = {name: {"enabled": True, **_clean_options(name, entry)} for name, entry in config.items()}
     row, _ = EvaluatorSettings.objects.select_for_update().get_or_create(project=project)
     row.config = {**row.config, **stored}
     row.save(update_fields=["config", "updated_at"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+
 from feedback.models import Score, Source, TraceScoring
+from tracing.models import Trace
 
 
 @dataclass
@@ -70,10 +73,6 @@ def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
     A trace counts as pending when it has no result yet or changed after its last one
     (more spans arrived), the same rule the sweep uses.
     """
-    from django.db.models import Count, F, Max, OuterRef, Q, Subquery
-
-    from tracing.models import Trace
-
     status = TraceScoring.objects.filter(project_id=project_id, trace_id=OuterRef("trace_id"))
     counts = (
         Trace.objects.filter(project_id=project_id, start_time__gte=since)

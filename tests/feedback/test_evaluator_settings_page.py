@@ -6,21 +6,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.test import Client
 
 from config import errors
 from feedback.evaluators import registry
 from feedback.evaluators.runner import traces_score_batch
 from feedback.models import EvaluatorSettings, Score, Source
 from tests.feedback.conftest import ROLE_USERS, ingest_trace
+from tests.feedback.conftest import session_client as browser
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def recent_trace(project, **kwargs):
