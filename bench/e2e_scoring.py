@@ -3,7 +3,7 @@
 It builds the same throwaway production stack as bench/ingest.py (embedded Postgres,
 a private Redis, migrate, create_project, gunicorn with `--web-workers`, default 3, as
 `make run`), plus what `make run` adds: ONE Celery worker on the queues
-`scoring,signals,default` with `--concurrency 1`, and beat. The worker and beat get the
+`scoring,grounding,signals,default` with `--concurrency 1`, and beat. The worker and beat get the
 same DATABASE_URL and REDIS_URL as gunicorn.
 
     .venv/bin/python bench/e2e_scoring.py                            # 50 traces/s for 120 s
@@ -26,12 +26,18 @@ request does not delay the next one. An OpenTelemetry BatchSpanProcessor exports
 5 s; many app instances each exporting small batches look like this. Ingest enqueues one
 `traces_score` message per request, so `--interval` also sets the scoring batch size.
 
-Measurement, per trace: latency = the time its evaluator scores were first stored
+Measurement, per trace, in two parts since groundedness has its own task and queue
+(feedback/evaluators/deferred.py): the cheap scores (embeddings, toxicity, PII,
+injection), and the hallucination score. Latency = the time its evaluator scores were first stored
 (`created_at` of its `feedback_score` rows with source='evaluator'; an upsert by the
 sweep never changes it) minus the time the client got the 200 for its request
 (wall-clock UTC; client, web, worker and Postgres share this machine's clock). `scored_at`
 of TraceScoring is set by the same statement, just before the commit. After the send
 phase the script waits (`--drain-timeout`) until every acknowledged trace is scored.
+
+`--sample-rate` sets the project's groundedness sample_rate (default 1, every trace) and
+`--max-backlog` the worker's SPYGLASS_GROUNDING_MAX_BACKLOG; the report counts each
+trace's groundedness outcome (scored, not sampled, skipped, no context).
 
 Reported: latency p50/p95/p99/max, traces scored vs sent, the achieved ingest rate, the
 backlog (acknowledged traces without a TraceScoring row, and the Redis queue length) every
@@ -81,13 +87,14 @@ import psycopg  # noqa: E402
 from bench.ingest import SPANS_PER_TRACE, BatchFactory, LocalStack, _post  # noqa: E402
 from tests.integration.support import VENV_BIN, ManagedProcess, wait_until  # noqa: E402
 
-QUEUES = ("scoring", "signals", "default")  # as `make run` (config/run.py)
+QUEUES = ("scoring", "grounding", "signals", "default")  # as `make run` (config/run.py)
 TURNS_PER_SESSION = 4
 # The scoring backlog: traces stored but without a TraceScoring row yet.
 UNSCORED_SQL = """SELECT count(*) FROM tracing_trace t WHERE NOT EXISTS (
     SELECT 1 FROM feedback_tracescoring s WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id)"""
 MEMORY_SAMPLE_S = 0.5
 TARGET_P95_S = 30.0
+NOTE_QUEUED = "queued for the grounding worker"  # feedback.evaluators.deferred.NOTE_QUEUED
 
 
 class Texts:
@@ -243,7 +250,8 @@ def send_steady(*, url: str, key: str, rate: float, seconds: float, interval: fl
 class WorkerStack:
     """bench/ingest.py's LocalStack + one Celery worker + beat, on the same env."""
 
-    def __init__(self, *, web_workers: int, pool: str, torch_threads: int | None = None):
+    def __init__(self, *, web_workers: int, pool: str, torch_threads: int | None = None,
+                 max_backlog: int | None = None):
         self.pool = pool
         self.worker: ManagedProcess | None = None
         self.beat: ManagedProcess | None = None
@@ -253,6 +261,8 @@ class WorkerStack:
             env = {**self.stack.env, "LOG_LEVEL": "INFO"}
             if torch_threads:
                 env["SPYGLASS_TORCH_THREADS"] = str(torch_threads)
+            if max_backlog is not None:
+                env["SPYGLASS_GROUNDING_MAX_BACKLOG"] = str(max_backlog)
             self.worker_name = f"bench-{os.getpid()}@localhost"
             self.worker = ManagedProcess("celery worker", [
                 str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", ",".join(QUEUES),
@@ -383,11 +393,14 @@ def pct(data: list[float], q: float) -> float:
 
 
 def wait_scored(stack: WorkerStack, trace_ids: list[str], timeout: float) -> bool:
-    """Until every one of these traces has a TraceScoring row (or the timeout)."""
+    """Until every one of these traces has a TraceScoring row and none still waits for
+    the grounding task (or the timeout)."""
     deadline = time.monotonic() + timeout
     wanted = len(trace_ids)
     while time.monotonic() < deadline:
-        done = stack.query("SELECT count(*) FROM feedback_tracescoring WHERE trace_id = ANY(%s)", trace_ids)[0][0]
+        done = stack.query("""
+            SELECT count(*) FROM feedback_tracescoring WHERE trace_id = ANY(%s)
+            AND coalesce(notes->>'groundedness', '') <> %s""", trace_ids, NOTE_QUEUED)[0][0]
         if done >= wanted:
             return True
         if not stack.worker.alive():
@@ -423,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kb-articles", type=int, default=5000,
                         help="knowledge-base size the 3 documents per trace are drawn from (default 5000)")
     parser.add_argument("--backlog-every", type=float, default=10.0, help="backlog sample interval (default 10 s)")
+    parser.add_argument("--sample-rate", type=float, default=1.0,
+                        help="the project's groundedness sample_rate (default 1 = every trace, the shipped default)")
+    parser.add_argument("--max-backlog", type=int,
+                        help="SPYGLASS_GROUNDING_MAX_BACKLOG for the worker (default unset = the shipped 200)")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.interval <= 0:
         parser.error("--rate, --duration and --interval must be positive")
@@ -430,9 +447,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     texts = Texts(args.kb_articles)
     load_start = _loadavg()
-    stack = WorkerStack(web_workers=args.web_workers, pool=args.pool, torch_threads=args.torch_threads)
+    stack = WorkerStack(web_workers=args.web_workers, pool=args.pool, torch_threads=args.torch_threads,
+                        max_backlog=args.max_backlog)
     memory = backlog = None
     try:
+        if args.sample_rate != 1.0:
+            # What the settings page writes (feedback.evaluators.registry), straight into the table.
+            stack.query("""
+                INSERT INTO feedback_evaluatorsettings (project_id, config, updated_at)
+                SELECT id, jsonb_build_object('groundedness', jsonb_build_object('sample_rate', %s::float8)), now()
+                FROM projects_project RETURNING id""", args.sample_rate)
         memory = MemorySampler(stack.worker.pid)
         memory.start()
         url, key = stack.stack.url, stack.stack.key
@@ -468,24 +492,41 @@ def main(argv: list[str] | None = None) -> int:
         memory.stop()
         load_end = _loadavg()
 
+        # The cheap scores (everything but groundedness) come from the scoring task; the
+        # hallucination score from the grounding task, later. Their latencies are apart.
         rows = stack.query("""
             SELECT s.trace_id, extract(epoch FROM max(s.created_at))::float8, count(*),
                    extract(epoch FROM max(ts.scored_at))::float8, max(ts.status)
             FROM feedback_score s
             LEFT JOIN feedback_tracescoring ts ON ts.project_id = s.project_id AND ts.trace_id = s.trace_id
-            WHERE s.source = 'evaluator' AND s.trace_id = ANY(%s)
+            WHERE s.source = 'evaluator' AND s.name <> 'hallucination' AND s.trace_id = ANY(%s)
             GROUP BY s.trace_id""", list(acked))
         latencies = [stored - acked[trace_id] for trace_id, stored, _, _, _ in rows]
+        grounded = stack.query("""
+            SELECT trace_id, extract(epoch FROM created_at)::float8 FROM feedback_score
+            WHERE source = 'evaluator' AND name = 'hallucination' AND trace_id = ANY(%s)""", list(acked))
+        grounding = {
+            "latencies": [stored - acked[trace_id] for trace_id, stored in grounded],
+            "outcomes": dict(stack.query("""
+                SELECT coalesce(split_part(notes->>'groundedness', ':', 1), 'scored'), count(*)
+                FROM feedback_tracescoring WHERE trace_id = ANY(%s) GROUP BY 1 ORDER BY 1""", list(acked))),
+        }
         score_counts = statistics.multimode([n for _, _, n, _, _ in rows]) if rows else []
         failed = sum(1 for *_, status in rows if status != "scored")
-        rescored = sum(1 for _, stored, _, scored_at, _ in rows if scored_at and scored_at - stored > 1.0)
+        # A sweep's upsert keeps created_at but moves scored_at; the grounding task moves
+        # it too, so compare with the latest score of either task.
+        last_score = dict(stack.query("""
+            SELECT trace_id, extract(epoch FROM max(created_at))::float8 FROM feedback_score
+            WHERE source = 'evaluator' AND trace_id = ANY(%s) GROUP BY trace_id""", list(acked)))
+        rescored = sum(1 for trace_id, _, _, scored_at, _ in rows
+                       if scored_at and scored_at - last_score[trace_id] > 1.0)
         tasks = task_stats(stack.worker.log_text()[log_offset:])
         batches = [int(n) for n in BATCH_LINE.findall(stack.worker.log_text()[log_offset:])]
         _print_report(args=args, run=run, acked=acked, latencies=latencies, rows=rows, score_counts=score_counts,
                       failed=failed, rescored=rescored, drained=drained,
                       drain_s=(max((r[1] for r in rows), default=drained_at) if drained else drained_at) - run.finished,
                       memory=memory, backlog=backlog, tasks=tasks, batches=batches,
-                      loads=(load_start, load_end))
+                      loads=(load_start, load_end), grounding=grounding)
         ok = drained and len(rows) == len(acked) == run.sent_traces and failed == 0
         return 0 if ok else 1
     finally:
@@ -504,7 +545,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 
 
 def _print_report(*, args, run: SendResult, acked, latencies, rows, score_counts, failed, rescored, drained, drain_s,
-                  memory: MemorySampler, backlog: BacklogSampler, tasks, batches, loads) -> None:
+                  memory: MemorySampler, backlog: BacklogSampler, tasks, batches, loads, grounding) -> None:
     mib = 2**20
     send_s = max(run.finished - run.started, 1e-9)
     request_s = [r.acked - r.scheduled for r in run.requests if r.status == 200]
@@ -527,11 +568,17 @@ def _print_report(*, args, run: SendResult, acked, latencies, rows, score_counts
                                  f"{run.max_lag_s * 1000:.0f} ms late)"),
         ("OTLP request latency p50 / p99 / max", " / ".join(f"{pct(request_s, q) * 1000:.0f}" for q in (0.5, 0.99, 1.0))
          + " ms"),
-        ("ingest → scores stored, p50" + ("" if drained else " (of the scored traces only)"),
+        ("ingest → scores stored (all but groundedness), p50" + ("" if drained else " (scored traces only)"),
          f"{pct(latencies, 0.5):.2f} s"),
         ("p95", f"**{p95:.2f} s** (target ≤ {TARGET_P95_S:g} s: {verdict})"),
         ("p99", f"{pct(latencies, 0.99):.2f} s"),
         ("max", f"{max(latencies, default=float('nan')):.2f} s"),
+        ("groundedness outcome per trace (TraceScoring note)",
+         ", ".join(f"{name} {n}" for name, n in grounding["outcomes"].items())
+         + f" (sample_rate {args.sample_rate:g})"),
+        ("ingest → hallucination score stored, p50 / p95 / max",
+         " / ".join(f"{pct(grounding['latencies'], q):.2f}" for q in (0.5, 0.95, 1.0))
+         + f" s ({len(grounding['latencies'])} traces)"),
         ("last trace scored after the send phase" if drained else "gave up waiting after the send phase",
          f"{drain_s:.1f} s"),
         ("worker peak RSS, process tree (sampled 0.5 s)",

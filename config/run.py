@@ -47,7 +47,7 @@ def main() -> int:
     )
     manager.add_process(
         "worker",
-        f"{bindir}/celery -A config worker -Q scoring,signals,default "
+        f"{bindir}/celery -A config worker -Q scoring,grounding,signals,default "
         f"--concurrency {os.environ.get('CELERY_CONCURRENCY', '1')} -l info",
         env=env,
         cwd=str(BASE_DIR),

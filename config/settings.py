@@ -151,6 +151,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tracing.tasks.*": {"queue": "scoring"},
     "feedback.tasks.traces_score": {"queue": "scoring"},
+    # Groundedness costs ~100× the other evaluators: its own queue keeps the cheap
+    # scores of new traces from waiting behind it (feedback/evaluators/deferred.py).
+    "feedback.tasks.traces_ground": {"queue": "grounding"},
     # The sweep only queries and enqueues: on `default` so a backed-up scoring queue
     # cannot delay the very task that notices the backlog.
     "feedback.tasks.scoring_sweep": {"queue": "default"},
@@ -169,6 +172,9 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "feedback.tasks.scoring_sweep", "schedule": 60.0}
 # Seconds a changed trace is left to its own scoring message before the sweep steps in.
 SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)
+# Messages (of up to 50 traces) the grounding queue may hold before new traces get a
+# "skipped" note instead of joining it; 0 = no limit (the backlog may grow for ever).
+SPYGLASS_GROUNDING_MAX_BACKLOG = env_int("SPYGLASS_GROUNDING_MAX_BACKLOG", 200, minimum=0)
 CELERY_BEAT_SCHEDULE["signals-close-idle-sessions"] = {
     "task": "feedback.tasks.sessions_close_idle",
     "schedule": 300.0,

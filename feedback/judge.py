@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from config.errors import ValidationFailed
 from feedback.models import JudgeCall, JudgeCallStatus, JudgeSettings, Score, Source
+from feedback.sampling import trace_sampled
 from projects.models import Project
 from tracing.cost import span_cost
 from tracing.models import Span, SpanKind, Trace
@@ -210,12 +211,8 @@ def judge_usage_today(*, project: Project, now: datetime | None = None) -> Judge
 
 
 def judge_sampled(trace_id: str, rate: float) -> bool:
-    """Deterministic by trace id: a re-run (or a redelivered task) picks the same traces,
-    and raising the rate only adds traces to the sample."""
-    if rate <= 0:
-        return False
-    bucket = int.from_bytes(hashlib.sha256(trace_id.lower().encode()).digest()[:8], "big") / 2**64
-    return bucket < rate
+    """Deterministic by trace id (see feedback.sampling): a re-run picks the same traces."""
+    return trace_sampled(trace_id, rate)
 
 
 def _day_start(now: datetime) -> datetime:

@@ -38,10 +38,29 @@ SWEEP_BATCH = 50
 
 @shared_task(name="feedback.tasks.traces_score", **SCORING_TASK_OPTIONS)
 def traces_score(trace_pks: list[int]) -> int:
-    """Run the enabled evaluators on these traces (idempotent upserts)."""
+    """Run the enabled evaluators on these traces (idempotent upserts); groundedness
+    goes on to the grounding queue (feedback.evaluators.deferred)."""
     from feedback.evaluators.runner import traces_score_batch
 
-    return traces_score_batch(trace_pks)
+    return traces_score_batch(trace_pks, defer=True)
+
+
+@shared_task(bind=True, name="feedback.tasks.traces_ground", **SCORING_TASK_OPTIONS)
+def traces_ground(self, trace_pks: list[int]) -> int:
+    """Groundedness of these traces, queued by the scoring task (queue `grounding`).
+
+    Gives way to the scoring queue: a worker serving both takes them in turn, so one
+    slow grounding batch per cheap one would hold every trace's first scores back. While
+    scoring messages wait, this one goes to the back of its queue, untouched, and the
+    worker's next turn takes a scoring message. Returns the traces grounded (0 if it gave way).
+    """
+    from feedback.evaluators.deferred import give_way
+    from feedback.evaluators.runner import traces_score_batch
+
+    if give_way(self.app):
+        traces_ground.apply_async((trace_pks,), queue="grounding")
+        return 0
+    return traces_score_batch(trace_pks, only={"groundedness"})
 
 
 @shared_task(name="feedback.tasks.scoring_sweep", acks_late=True, ignore_result=True)
@@ -51,19 +70,35 @@ def scoring_sweep() -> int:
     Covers messages lost while the broker was down at ingest, and traces whose task
     died. Batches of SWEEP_BATCH keep one bad trace from holding many hostage.
     """
-    from feedback.evaluators.sweep import scoring_backlog, traces_needing_scoring
+    from feedback.evaluators import deferred
+    from feedback.evaluators.sweep import (
+        queue_backlog,
+        scoring_backlog,
+        traces_awaiting_grounding,
+        traces_needing_scoring,
+    )
 
-    # While messages still wait on the scoring queue, "not scored yet" mostly means "not
-    # reached yet": re-enqueueing would feed a backlog with copies of itself (seen in
+    # While messages still wait on a queue, "not scored yet" mostly means "not reached
+    # yet": re-enqueueing would feed a backlog with copies of itself (seen in
     # bench/e2e_scoring.py). Lost messages are caught once the queue has drained.
+    swept = 0
     backlog = scoring_backlog()
     if backlog:
         logger.info("scoring sweep skipped: %d messages still queued", backlog)
-        return 0
-    pks = traces_needing_scoring()
-    for start in range(0, len(pks), SWEEP_BATCH):
-        traces_score.delay(pks[start : start + SWEEP_BATCH])
-    return len(pks)
+    else:
+        pks = traces_needing_scoring()
+        for start in range(0, len(pks), SWEEP_BATCH):
+            traces_score.delay(pks[start : start + SWEEP_BATCH])
+        swept += len(pks)
+    backlog = queue_backlog(deferred.QUEUE)
+    if backlog:
+        logger.info("grounding sweep skipped: %d messages still queued", backlog)
+    else:
+        pks = traces_awaiting_grounding()
+        for start in range(0, len(pks), SWEEP_BATCH):
+            traces_ground.delay(pks[start : start + SWEEP_BATCH])
+        swept += len(pks)
+    return swept
 
 
 # --- implicit-feedback signals (queue `signals`) and the LLM judge (queue `scoring`) ----------

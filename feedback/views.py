@@ -576,6 +576,8 @@ class EvaluatorSettingsForm(forms.Form):
                                               label="At most this many LLM-call texts per trace")
     groundedness_enabled = forms.BooleanField(required=False, label="Groundedness / hallucination")
     groundedness_threshold = forms.FloatField(required=False, min_value=0, max_value=1, label="Flag at or above")
+    groundedness_sample_rate = forms.FloatField(required=False, min_value=0, max_value=1,
+                                                label="Share of traces checked (0–1)")
     toxicity_enabled = forms.BooleanField(required=False, label="Toxicity")
     toxicity_threshold = forms.FloatField(required=False, min_value=0, max_value=1, label="Flag at or above")
     pii_enabled = forms.BooleanField(required=False, label="PII")
@@ -588,6 +590,10 @@ class EvaluatorSettingsForm(forms.Form):
     def initial_from(cls, config: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {f"{name}_{key}": value for name, entry in config.items() for key, value in entry.items()
                 if f"{name}_{key}" in cls.base_fields}
+
+    def clean_groundedness_sample_rate(self) -> float:
+        value = self.cleaned_data["groundedness_sample_rate"]
+        return 1.0 if value is None else value  # blank = every trace
 
     def to_config(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}

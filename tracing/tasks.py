@@ -23,6 +23,6 @@ def traces_score(trace_pks: list[int]) -> int:
     from feedback.tasks import traces_followups_enqueue
 
     logger.info("scoring requested for %d traces", len(trace_pks))
-    scored = traces_score_batch(trace_pks)
+    scored = traces_score_batch(trace_pks, defer=True)
     traces_followups_enqueue(trace_pks)
     return scored

@@ -48,3 +48,7 @@ class EvalResult:
     scores: list[EvalScore] = field(default_factory=list)
     # e.g. "no context": shown on the trace page instead of a number.
     note: str = ""
+    # The evaluator's previous scores of this trace stay (another task will replace
+    # them, e.g. groundedness queued for the grounding worker) instead of being removed
+    # as scores a fresh run no longer gives.
+    keep_previous: bool = False

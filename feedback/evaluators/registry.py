@@ -26,7 +26,9 @@ EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
     "groundedness": (
         "hallucination: 1 = the answer is not supported by its context (documents, system and tool "
         "messages, earlier turns)",
-        {"threshold": None},  # None = the shipped threshold from weights/groundedness.json
+        # threshold None = the shipped one (weights/groundedness.json); sample_rate: the
+        # share of traces checked, for projects whose traffic outgrows the workers.
+        {"threshold": None, "sample_rate": 1.0},
     ),
     "toxicity": ("toxicity of the user's input and the model's output, each in [0, 1]", {"threshold": None}),
     "pii": (
@@ -93,6 +95,7 @@ OPTION_VALIDATORS = {
     ("embeddings", "spans"): _bool,
     ("embeddings", "max_spans"): _max_spans,
     ("groundedness", "threshold"): _probability_or_none,
+    ("groundedness", "sample_rate"): _probability,
     ("toxicity", "threshold"): _probability_or_none,
     ("pii", "kinds"): _pii_kinds,
     ("injection", "threshold"): _probability,

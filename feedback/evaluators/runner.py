@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from django.db import DatabaseError, transaction
 
-from feedback.evaluators import groundedness, injection, pii, registry, toxicity
+from feedback.evaluators import deferred, groundedness, injection, pii, registry, toxicity
 from feedback.evaluators.base import EvalResult, EvalScore, TraceTexts
 from feedback.evaluators.embeddings import MODEL_NAME, embed_texts
 from feedback.models import (
@@ -175,24 +175,27 @@ VERSIONS = {
 }
 
 
-def traces_score_batch(trace_pks: list[int], *, only: set[str] | None = None) -> int:
+def traces_score_batch(trace_pks: list[int], *, only: set[str] | None = None, defer: bool = False) -> int:
     """Score these traces (row ids) with their projects' enabled evaluators.
 
-    `only` limits the run to some evaluators (backfill of one evaluator). Returns the
-    number of traces handled. Database errors propagate (the task retries them); an
-    evaluator's own bug marks the trace `failed` with the message and the others'
-    scores are still written.
+    `only` limits the run to some evaluators (backfill of one evaluator, the grounding
+    task); such a partial run merges into the trace's scoring status instead of
+    replacing it. `defer` (the scoring tasks) leaves groundedness to the grounding
+    queue (see feedback.evaluators.deferred); without it everything runs here, as the
+    backfill command wants. Returns the number of traces handled. Database errors
+    propagate (the task retries them); an evaluator's own bug marks the trace `failed`
+    with the message and the others' scores are still written.
     """
     traces = list(Trace.objects.filter(pk__in=trace_pks).select_related("project").defer("metadata"))
     by_project: dict[int, list[Trace]] = defaultdict(list)
     for trace in traces:
         by_project[trace.project_id].append(trace)
     for project_traces in by_project.values():
-        _score_project_traces(project_traces, only=only)
+        _score_project_traces(project_traces, only=only, defer=defer)
     return len(traces)
 
 
-def _score_project_traces(traces: list[Trace], *, only: set[str] | None) -> None:
+def _score_project_traces(traces: list[Trace], *, only: set[str] | None, defer: bool) -> None:
     project = traces[0].project
     stored = EvaluatorSettings.objects.filter(project=project).values_list("config", flat=True).first()
     config = registry.evaluator_config(stored=stored or {})
@@ -219,6 +222,10 @@ def _score_project_traces(traces: list[Trace], *, only: set[str] | None) -> None
             t.input_vector, t.output_vector = vectors[i], vectors[n + i]
             t.span_vectors = list(vectors[at : at + len(t.span_texts)])
             at += len(t.span_texts)
+    decided: dict[str, EvalResult] = {}
+    queued: list[str] = []
+    if "groundedness" in enabled:
+        decided, queued = deferred.plan(texts, config["groundedness"], defer=defer)
     for name, run in (("toxicity", None), ("pii", _run_pii), ("injection", _run_injection),
                       ("groundedness", _run_groundedness)):
         if name not in enabled:
@@ -228,6 +235,9 @@ def _score_project_traces(traces: list[Trace], *, only: set[str] | None) -> None
             continue
         outcome = []
         for t in texts:
+            if name == "groundedness" and t.trace_id in decided:
+                outcome.append(decided[t.trace_id])
+                continue
             try:
                 outcome.append(run(t, config[name]))
             except Exception as exc:
@@ -237,19 +247,30 @@ def _score_project_traces(traces: list[Trace], *, only: set[str] | None) -> None
                 errors[t.trace_id].append(f"{name}: {type(exc).__name__}: {exc}")
                 outcome.append(None)
         results[name] = outcome
-    _store(project, traces, texts, enabled, results, errors)
+    # Asked for but switched off in this project (a grounding message sent before the
+    # switch): say so, rather than leave a "queued" note behind for ever.
+    notes = {name: "switched off" for name in (only or set()) - set(enabled) if name in registry.EVALUATORS}
+    _store(project, traces, texts, enabled, results, errors, partial=only is not None, extra_notes=notes)
+    if queued:
+        ids = set(queued)
+        transaction.on_commit(lambda: deferred.enqueue([t.pk for t in traces if t.trace_id in ids]))
 
 
 @transaction.atomic
-def _store(project, traces, texts, enabled, results, errors) -> None:
+def _store(project, traces, texts, enabled, results, errors, *, partial: bool, extra_notes: dict[str, str]) -> None:
     now = datetime.now(UTC)
     score_rows: list[Score] = []
     keep_ids: list[uuid.UUID] = []
     notes: dict[str, dict[str, str]] = defaultdict(dict)
+    # Per evaluator, the traces whose earlier scores a fresh run replaces: not those it
+    # crashed on (None) nor those whose scores another task will replace.
+    replaced: dict[str, list[str]] = defaultdict(list)
     for name, outcome in results.items():
         for t, result in zip(texts, outcome, strict=True):
             if result is None:
                 continue
+            if not result.keep_previous:
+                replaced[name].append(t.trace_id)
             if result.note:
                 notes[t.trace_id][name] = result.note
             for s in result.scores:
@@ -265,29 +286,64 @@ def _store(project, traces, texts, enabled, results, errors) -> None:
             update_fields=["value", "data_type", "comment", "metadata", "updated_at"],
         )
     # Scores an evaluator gave earlier but not now (the trace changed): remove, so the
-    # stored set is exactly what a fresh run produces. Traces whose evaluator crashed
-    # keep their previous scores.
-    names = [n for e in results for n in registry.SCORE_NAMES[e]]
-    clean = [t.trace_id for t in texts if not errors.get(t.trace_id)]
-    if names and clean:
-        (Score.objects.filter(project=project, trace_id__in=clean, source=Source.EVALUATOR, name__in=names)
-         .exclude(id__in=keep_ids).delete())
+    # stored set is exactly what a fresh run produces.
+    for name, trace_ids in replaced.items():
+        if registry.SCORE_NAMES[name] and trace_ids:
+            (Score.objects.filter(project=project, trace_id__in=trace_ids, source=Source.EVALUATOR,
+                                  name__in=registry.SCORE_NAMES[name]).exclude(id__in=keep_ids).delete())
     if "embeddings" in enabled:
         _store_embeddings(project, texts)
     versions = {name: VERSIONS[name]() for name in enabled}
-    status_rows = [
-        TraceScoring(
-            project=project, trace_id=trace.trace_id,
-            status=ScoringStatus.FAILED if errors.get(trace.trace_id) else ScoringStatus.SCORED,
-            error="\n".join(errors.get(trace.trace_id, [])), trace_updated_at=trace.updated_at, scored_at=now,
-            versions=versions, notes=notes.get(trace.trace_id, {}),
-        )
-        for trace in traces
-    ]
+    for trace_id in {t.trace_id for t in texts}:
+        notes[trace_id].update(extra_notes)
+    ran = set(results) | set(extra_notes) | ({"embeddings"} & set(enabled))
+    status_rows = _status_rows(project, traces, errors, notes, versions, ran=ran, partial=partial, now=now)
     TraceScoring.objects.bulk_create(
         status_rows, update_conflicts=True, unique_fields=["project", "trace_id"],
         update_fields=["status", "error", "trace_updated_at", "scored_at", "versions", "notes"],
     )
+
+
+def _status_rows(project, traces, errors, notes, versions, *, ran: set[str], partial: bool,
+                 now: datetime) -> list[TraceScoring]:
+    """Each trace's TraceScoring row after this run.
+
+    A full run replaces notes and errors; a partial one (`only`: the grounding task, a
+    one-evaluator backfill) replaces only those of the evaluators it ran and keeps the
+    rest, and leaves `trace_updated_at` alone, since it did not score the whole trace.
+    Versions always merge: an evaluator switched off keeps its old scores, and the
+    version they came from.
+    """
+    previous = {
+        row.trace_id: row
+        for row in TraceScoring.objects.select_for_update().filter(
+            project=project, trace_id__in=[t.trace_id for t in traces])
+    }
+    rows = []
+    for trace in traces:
+        old = previous.get(trace.trace_id)
+        new_errors = errors.get(trace.trace_id, [])
+        trace_notes = notes.get(trace.trace_id, {})
+        updated_at = trace.updated_at
+        if partial and old is not None:
+            kept = [line for line in old.error.splitlines() if line.split(":", 1)[0] not in ran]
+            new_errors = kept + new_errors
+            trace_notes = {**{k: v for k, v in old.notes.items() if k not in ran}, **trace_notes}
+            updated_at = old.trace_updated_at
+        elif partial:
+            updated_at = None  # never fully scored: the sweep still sees it as pending
+        if new_errors:
+            status = ScoringStatus.FAILED
+        elif updated_at is None:
+            status = ScoringStatus.PENDING
+        else:
+            status = ScoringStatus.SCORED
+        rows.append(TraceScoring(
+            project=project, trace_id=trace.trace_id, status=status, error="\n".join(new_errors),
+            trace_updated_at=updated_at, scored_at=now, versions={**(old.versions if old else {}), **versions},
+            notes=trace_notes,
+        ))
+    return rows
 
 
 def _store_embeddings(project, texts: list[TraceTexts]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 
+from feedback.evaluators.deferred import NOTE_QUEUED
 from feedback.models import Score, Source, TraceScoring
 from tracing.models import Trace
 
@@ -65,10 +66,14 @@ class ScoringHealth:
     pending: int
     last_error: str = ""
     last_scored_at: Any = None
+    # Groundedness outcomes without a score (feedback/evaluators/deferred.py).
+    grounding_queued: int = 0
+    grounding_not_sampled: int = 0
+    grounding_skipped: int = 0
 
 
 def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
-    """Counts of traces started since `since` by scoring status (three small queries).
+    """Counts of traces started since `since` by scoring status (four small queries).
 
     A trace counts as pending when it has no result yet or changed after its last one
     (more spans arrived), the same rule the sweep uses.
@@ -90,8 +95,14 @@ def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
         TraceScoring.objects.filter(project_id=project_id, status="failed").order_by("-scored_at")
         .values_list("error", flat=True).first()
     )
+    grounding = TraceScoring.objects.filter(project_id=project_id, scored_at__gte=since).aggregate(
+        queued=Count("id", filter=Q(notes__groundedness=NOTE_QUEUED)),
+        not_sampled=Count("id", filter=Q(notes__groundedness__startswith="not sampled")),
+        skipped=Count("id", filter=Q(notes__groundedness__startswith="skipped")),
+    )
     return ScoringHealth(
         traces=counts["traces"], scored=counts["scored"], failed=counts["failed"],
         pending=counts["traces"] - counts["scored"] - counts["failed"],
-        last_error=(failed or "")[:500], last_scored_at=latest,
+        last_error=(failed or "")[:500], last_scored_at=latest, grounding_queued=grounding["queued"],
+        grounding_not_sampled=grounding["not_sampled"], grounding_skipped=grounding["skipped"],
     )

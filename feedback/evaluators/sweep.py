@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from feedback.models import TraceScoring
 from tracing.models import Trace
@@ -16,8 +16,8 @@ SWEEP_LIMIT = 5000
 LOOKBACK = timedelta(days=2)
 
 
-def scoring_backlog() -> int | None:
-    """Messages waiting on the `scoring` queue, or None when the broker can't tell.
+def queue_backlog(queue: str) -> int | None:
+    """Messages waiting on `queue`, or None when the broker can't tell.
 
     A passive declare answers on every broker kombu speaks (Redis, RabbitMQ) and creates
     nothing; a queue that was never declared has no backlog.
@@ -28,11 +28,16 @@ def scoring_backlog() -> int | None:
 
     try:
         with app.connection_for_read() as connection:
-            return connection.default_channel.queue_declare(queue="scoring", passive=True).message_count
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
     except ChannelError:
         return 0
     except (OperationalError, OSError):
         return None
+
+
+def scoring_backlog() -> int | None:
+    """Messages waiting on the `scoring` queue (None: the broker can't tell)."""
+    return queue_backlog("scoring")
 
 
 def traces_needing_scoring(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> list[int]:
@@ -50,6 +55,25 @@ def traces_needing_scoring(*, now: datetime | None = None, limit: int = SWEEP_LI
         Trace.objects.filter(updated_at__lte=cutoff, updated_at__gte=now - LOOKBACK)
         .annotate(scored_for=Subquery(scored_for))
         .filter(Q(scored_for__isnull=True) | Q(scored_for__lt=F("updated_at")))
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def traces_awaiting_grounding(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> list[int]:
+    """Row ids of traces whose groundedness was queued but never written: the grounding
+    message was lost (broker restarted without persistence) or its task died. Only rows
+    older than the sweep grace count, so a message still in flight is left alone."""
+    from feedback.evaluators.deferred import EVALUATOR, NOTE_QUEUED
+
+    now = now or datetime.now(UTC)
+    waiting = TraceScoring.objects.filter(
+        project=OuterRef("project"), trace_id=OuterRef("trace_id"), notes__contains={EVALUATOR: NOTE_QUEUED},
+        scored_at__lte=now - timedelta(seconds=settings.SPYGLASS_SCORING_SWEEP_GRACE),
+    )
+    return list(
+        Trace.objects.filter(updated_at__gte=now - LOOKBACK)
+        .filter(Exists(waiting))
         .order_by("updated_at")
         .values_list("pk", flat=True)[:limit]
     )

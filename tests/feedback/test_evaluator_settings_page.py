@@ -121,3 +121,31 @@ def test_rescore_rejects_a_bad_range(world):
 def test_settings_page_links_to_scoring_settings(world):
     page = browser(world.owner).get(f"/p/{world.project.slug}/settings/").content.decode()
     assert url(world) in page and f"/p/{world.project.slug}/settings/judge" in page
+
+
+def test_groundedness_sample_rate_is_saved_validated_and_blank_means_every_trace(world):
+    browser(world.owner).post(url(world), form(groundedness_sample_rate="0.25"))
+    assert registry.evaluator_config(world.project)["groundedness"]["sample_rate"] == 0.25
+    response = browser(world.owner).post(url(world), form(groundedness_sample_rate="2"))
+    assert response.status_code == 400 and "less than or equal to 1" in response.content.decode()
+    assert registry.evaluator_config(world.project)["groundedness"]["sample_rate"] == 0.25
+    browser(world.owner).post(url(world), form(groundedness_sample_rate=""))
+    assert registry.evaluator_config(world.project)["groundedness"]["sample_rate"] == 1.0
+    with pytest.raises(errors.ValidationFailed, match=r"groundedness.sample_rate: must be a number from 0 to 1"):
+        registry.evaluator_settings_update(project=world.project, name="groundedness", options={"sample_rate": "all"})
+
+
+def test_health_box_counts_groundedness_waiting_unsampled_and_skipped(world, monkeypatch,
+                                                                     django_capture_on_commit_callbacks):
+    from feedback import tasks
+    from feedback.evaluators import sweep
+
+    monkeypatch.setattr(tasks.traces_ground, "delay", lambda pks: None)
+    monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 0)
+    rag = {"retrieval.documents.0.document.content": "Refunds are accepted within 30 days of purchase."}
+    traces = [recent_trace(world.project, attributes=rag) for _ in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        traces_score_batch([t.pk for t in traces], defer=True)
+    page = browser(world.owner).get(url(world)).content.decode()
+    assert "Groundedness:\n      3 waiting in its queue, 0 not sampled" in page
+    assert "add workers" not in page

@@ -29,8 +29,15 @@ def test_worker_scores_trace_after_otlp_ingest(live_server_url, celery_worker, i
     def scored() -> bool:
         return TraceScoring.objects.filter(project=ingest_key.project, trace_id=trace_id, status="scored").exists()
 
+    def grounded() -> bool:
+        return Score.objects.filter(project=ingest_key.project, trace_id=trace_id, name="hallucination").exists()
+
     # The first task in a fresh worker loads the embedding model (a few seconds).
     wait_until(scored, timeout=180, what="the worker to score the trace", proc=celery_worker.process)
+    # Groundedness follows from its own queue (`grounding`), which the same worker serves.
+    wait_until(grounded, timeout=120, what="the grounding task", proc=celery_worker.process)
+    status = TraceScoring.objects.get(project=ingest_key.project, trace_id=trace_id)
+    assert status.status == "scored" and "groundedness" not in status.notes and status.versions["groundedness"]
     scores = {s.name: s for s in Score.objects.filter(project=ingest_key.project, trace_id=trace_id,
                                                        source=Source.EVALUATOR)}
     assert scores["prompt_injection"].value >= 0.5
