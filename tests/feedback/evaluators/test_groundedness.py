@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from feedback.evaluators.groundedness import ALL_FEATURES, groundedness, grounding_features
+import pytest
+
+from feedback.evaluators import embeddings
+from feedback.evaluators.groundedness import ALL_FEATURES, groundedness, grounding_features, sentences
 
 EMAIL = [
     "Hi Dana, thanks for the call on Tuesday. Acme will ship 40 units to the Berlin office next week. "
@@ -10,6 +13,17 @@ EMAIL = [
     "Maria Lopez from our team will handle the installation."
 ]
 FAITHFUL = "Acme will ship 40 units to the Berlin office next week."
+
+
+@pytest.fixture
+def model_inputs(monkeypatch):
+    """Every text that reaches MiniLM, starting from empty caches."""
+    model = embeddings._load()
+    real, seen = model.encode, []
+    monkeypatch.setattr(model, "encode", lambda texts, **kw: seen.extend(texts) or real(texts, **kw))
+    embeddings.cache_clear()
+    yield seen
+    embeddings.cache_clear()
 
 
 def feature(answer: str, name: str, context: list[str] = EMAIL) -> float:
@@ -86,3 +100,14 @@ def test_empty_or_blank_input_gives_no_score():
     assert groundedness(FAITHFUL, []) is None
     assert groundedness(FAITHFUL, ["", "  \n"]) is None
     assert grounding_features("...", EMAIL) is not None  # punctuation only still gets a score
+
+
+def test_only_sentences_reach_the_model_each_once(model_inputs):
+    answer = "Acme will ship 40 units next week. Maria Lopez will install them."
+    embeddings.embed_texts([answer])  # the runner embeds the output before scoring it
+    model_inputs.clear()
+    groundedness(answer, EMAIL)
+    # No pair, whole-context or second word-piece pass: pairs and the context's centroid
+    # are derived from the sentences' vectors.
+    expected = [s for text in [answer, *EMAIL] for _, _, s in sentences(text)]
+    assert sorted(model_inputs) == sorted(expected)
