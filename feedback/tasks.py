@@ -71,34 +71,27 @@ def scoring_sweep() -> int:
     died. Batches of SWEEP_BATCH keep one bad trace from holding many hostage.
     """
     from feedback.evaluators import deferred
-    from feedback.evaluators.sweep import (
-        queue_backlog,
-        scoring_backlog,
-        traces_awaiting_grounding,
-        traces_needing_scoring,
-    )
+    from feedback.evaluators.sweep import traces_awaiting_grounding, traces_needing_scoring
 
-    # While messages still wait on a queue, "not scored yet" mostly means "not reached
-    # yet": re-enqueueing would feed a backlog with copies of itself (seen in
-    # bench/e2e_scoring.py). Lost messages are caught once the queue has drained.
-    swept = 0
-    backlog = scoring_backlog()
+    return (_sweep_into("scoring", traces_needing_scoring, traces_score)
+            + _sweep_into(deferred.QUEUE, traces_awaiting_grounding, traces_ground))
+
+
+def _sweep_into(queue: str, find, task) -> int:
+    """Send the traces `find()` returns to `task` in batches, unless `queue` still holds
+    messages: then "not done yet" mostly means "not reached yet", and re-enqueueing would
+    feed a backlog with copies of itself (seen in bench/e2e_scoring.py). Lost messages
+    are caught once the queue has drained."""
+    from feedback.evaluators import sweep
+
+    backlog = sweep.queue_backlog(queue)
     if backlog:
-        logger.info("scoring sweep skipped: %d messages still queued", backlog)
-    else:
-        pks = traces_needing_scoring()
-        for start in range(0, len(pks), SWEEP_BATCH):
-            traces_score.delay(pks[start : start + SWEEP_BATCH])
-        swept += len(pks)
-    backlog = queue_backlog(deferred.QUEUE)
-    if backlog:
-        logger.info("grounding sweep skipped: %d messages still queued", backlog)
-    else:
-        pks = traces_awaiting_grounding()
-        for start in range(0, len(pks), SWEEP_BATCH):
-            traces_ground.delay(pks[start : start + SWEEP_BATCH])
-        swept += len(pks)
-    return swept
+        logger.info("%s sweep skipped: %d messages still queued", queue, backlog)
+        return 0
+    pks = find()
+    for start in range(0, len(pks), SWEEP_BATCH):
+        task.delay(pks[start : start + SWEEP_BATCH])
+    return len(pks)
 
 
 # --- implicit-feedback signals (queue `signals`) and the LLM judge (queue `scoring`) ----------

@@ -109,7 +109,7 @@ def test_sweep_scores_traces_ingested_while_broker_was_down(world, settings, mon
     assert not TraceScoring.objects.filter(trace_id=trace.trace_id).exists()  # pending
 
     settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
-    monkeypatch.setattr(sweep, "scoring_backlog", lambda: 0)  # the broker is back, its queue drained
+    monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 0)  # the broker is back, its queues drained
     sent: list[list[int]] = []
     monkeypatch.setattr(tasks.traces_score, "delay", lambda pks: sent.append(pks) or tasks.traces_score(pks))
     assert tasks.scoring_sweep() == 1
@@ -123,9 +123,9 @@ def test_sweep_waits_while_the_scoring_queue_has_a_backlog(world, settings, monk
     ingest_trace(world.project)  # never scored
     sent = []
     monkeypatch.setattr(tasks.traces_score, "delay", sent.append)
-    monkeypatch.setattr(sweep, "scoring_backlog", lambda: 12)
+    monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 12 if queue == "scoring" else 0)
     assert tasks.scoring_sweep() == 0 and sent == []  # its message is most likely among the 12
-    monkeypatch.setattr(sweep, "scoring_backlog", lambda: None)  # broker can't tell: sweep anyway
+    monkeypatch.setattr(sweep, "queue_backlog", lambda queue: None)  # broker can't tell: sweep anyway
     assert tasks.scoring_sweep() == 1 and len(sent) == 1
 
 
