@@ -244,7 +244,9 @@ def _score_project_traces(traces: list[Trace], *, only: set[str] | None, defer: 
                 if isinstance(exc, DatabaseError):
                     raise
                 logger.exception("evaluator %s failed on trace %s", name, t.trace_id)
-                errors[t.trace_id].append(f"{name}: {type(exc).__name__}: {exc}")
+                # One line per evaluator, "name: ...": a later partial run replaces its own line.
+                message = " ".join(str(exc).split())
+                errors[t.trace_id].append(f"{name}: {type(exc).__name__}: {message}")
                 outcome.append(None)
         results[name] = outcome
     # Asked for but switched off in this project (a grounding message sent before the
