@@ -151,8 +151,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "tracing.tasks.*": {"queue": "scoring"},
     "feedback.tasks.traces_score": {"queue": "scoring"},
-    # Groundedness costs ~100× the other evaluators: its own queue keeps the cheap
-    # scores of new traces from waiting behind it (feedback/evaluators/deferred.py).
+    # Groundedness costs more than the other evaluators together: its own queue keeps
+    # the cheap scores of new traces from waiting behind it (feedback/evaluators/deferred.py).
     "feedback.tasks.traces_ground": {"queue": "grounding"},
     # The sweep only queries and enqueues: on `default` so a backed-up scoring queue
     # cannot delay the very task that notices the backlog.

@@ -1,9 +1,9 @@
 """Groundedness runs in a task of its own, on the `grounding` queue.
 
-Why: it costs about a hundred times the other evaluators together (a MiniLM pass over
-every context sentence of every trace), so inside the scoring task it held toxicity,
-PII, injection and the embeddings of every trace behind it; at high ingest rates those
-cheap scores arrived minutes late (bench/e2e_scoring.py). Now the scoring task writes
+Why: it is the most expensive evaluator (a MiniLM pass over every context sentence of
+every trace: ~155 ms a RAG trace against ~103 ms for all the others together in
+bench/e2e_scoring.py, and 1.8 s before head 3), so inside the scoring task it held the
+cheap scores of every trace behind it; at high ingest rates they arrived minutes late. Now the scoring task writes
 the cheap scores at once and, per trace, decides what happens to groundedness:
 
 - nothing to check (no answer or no context): the note is written inline, no model runs;
@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 QUEUE = "grounding"
 EVALUATOR = "groundedness"
 NOTE_QUEUED = "queued for the grounding worker"
+# How the other notes start (the settings page counts them).
+NOT_SAMPLED = "not sampled"
+SKIPPED = "skipped"
 
 
 def has_work(t: TraceTexts) -> bool:
@@ -37,11 +40,11 @@ def has_work(t: TraceTexts) -> bool:
 
 
 def not_sampled_note(rate: float) -> str:
-    return f"not sampled: {rate:.0%} of traces are checked"
+    return f"{NOT_SAMPLED}: {rate:.0%} of traces are checked"
 
 
 def skipped_note(limit: int) -> str:
-    return f"skipped: {limit} batches were already waiting for the grounding worker"
+    return f"{SKIPPED}: {limit} batches were already waiting for the grounding worker"
 
 
 def queue_full() -> bool:
@@ -92,7 +95,7 @@ def plan(texts: list[TraceTexts], config: dict, *, defer: bool) -> tuple[dict[st
                 queued.append(t.trace_id)
     if full:
         logger.warning("grounding queue at its limit: groundedness skipped for %d traces",
-                       sum(1 for r in decided.values() if r.note.startswith("skipped")))
+                       sum(1 for r in decided.values() if r.note.startswith(SKIPPED)))
     return decided, queued
 
 

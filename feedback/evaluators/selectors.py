@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 
-from feedback.evaluators.deferred import NOTE_QUEUED
+from feedback.evaluators.deferred import NOT_SAMPLED, NOTE_QUEUED, SKIPPED
 from feedback.models import Score, Source, TraceScoring
 from tracing.models import Trace
 
@@ -97,8 +97,8 @@ def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
     )
     grounding = TraceScoring.objects.filter(project_id=project_id, scored_at__gte=since).aggregate(
         queued=Count("id", filter=Q(notes__groundedness=NOTE_QUEUED)),
-        not_sampled=Count("id", filter=Q(notes__groundedness__startswith="not sampled")),
-        skipped=Count("id", filter=Q(notes__groundedness__startswith="skipped")),
+        not_sampled=Count("id", filter=Q(notes__groundedness__startswith=NOT_SAMPLED)),
+        skipped=Count("id", filter=Q(notes__groundedness__startswith=SKIPPED)),
     )
     return ScoringHealth(
         traces=counts["traces"], scored=counts["scored"], failed=counts["failed"],
