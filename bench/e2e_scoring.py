@@ -85,6 +85,7 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.ingest import SPANS_PER_TRACE, BatchFactory, LocalStack, _post  # noqa: E402
+from feedback.evaluators.deferred import NOTE_QUEUED  # noqa: E402
 from tests.integration.support import VENV_BIN, ManagedProcess, wait_until  # noqa: E402
 
 QUEUES = ("scoring", "grounding", "signals", "default")  # as `make run` (config/run.py)
@@ -94,7 +95,6 @@ UNSCORED_SQL = """SELECT count(*) FROM tracing_trace t WHERE NOT EXISTS (
     SELECT 1 FROM feedback_tracescoring s WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id)"""
 MEMORY_SAMPLE_S = 0.5
 TARGET_P95_S = 30.0
-NOTE_QUEUED = "queued for the grounding worker"  # feedback.evaluators.deferred.NOTE_QUEUED
 
 
 class Texts:

@@ -228,7 +228,7 @@ def feature_matrix(rows: list[dict], tag: str) -> np.ndarray:
     path = CACHE / f"grounding-{tag}-{key}.npy"
     if path.exists():
         return np.load(path)
-    x = np.array([g.grounding_features(r["answer"], r["context"])[0] for r in rows])
+    x = np.array([g.grounding_features(r["answer"], r["context"], all_features=True)[0] for r in rows])
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, x)
     return x

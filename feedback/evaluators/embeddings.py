@@ -94,10 +94,8 @@ def embed_texts(texts: list[str]) -> np.ndarray:
                 out[i] = vector
     if missing:
         todo = [clipped[rows[0]] for rows in missing.values()]
-        vectors = np.empty((len(todo), DIMENSIONS), dtype=np.float32)
-        for batch in _batches(todo):
-            vectors[batch] = _load().encode([todo[i] for i in batch], batch_size=len(batch), convert_to_numpy=True,
-                                            normalize_embeddings=True, show_progress_bar=False)
+        vectors = np.asarray(_encode_by_length(todo, convert_to_numpy=True, normalize_embeddings=True),
+                             dtype=np.float32)
         with _cache_lock:
             for (key, rows), vector in zip(missing.items(), vectors, strict=True):
                 out[rows] = vector
@@ -127,6 +125,17 @@ def _batches(texts: list[str]) -> list[list[int]]:
         else:
             out.append([i])
             longest = total = size
+    return out
+
+
+def _encode_by_length(texts: list[str], **options) -> list:
+    """The model's `encode` over length-grouped batches (`_batches`); one result per
+    text, in the order of `texts`."""
+    out: list = [None] * len(texts)
+    for batch in _batches(texts):
+        found = _load().encode([texts[i] for i in batch], batch_size=len(batch), show_progress_bar=False, **options)
+        for i, result in zip(batch, found, strict=True):
+            out[i] = result
     return out
 
 
@@ -177,12 +186,7 @@ def embed_with_tokens(texts: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
             vectors[i], tokens[i] = vector, pieces.astype(np.float32)
     if missing:
         todo = [clipped[rows[0]] for rows in missing.values()]
-        outputs: list[dict] = [{}] * len(todo)
-        for batch in _batches(todo):
-            found = _load().encode([todo[i] for i in batch], batch_size=len(batch), output_value=None,
-                                   show_progress_bar=False)
-            for i, out in zip(batch, found, strict=True):
-                outputs[i] = out
+        outputs = _encode_by_length(todo, output_value=None)
         with _cache_lock:
             for (key, rows), out in zip(missing.items(), outputs, strict=True):
                 vector = out["sentence_embedding"].float().numpy()

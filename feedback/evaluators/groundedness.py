@@ -316,9 +316,11 @@ def _check(span: tuple[int, int, str], *, passage: str, support: float, token_su
     )
 
 
-def grounding_features(answer: str, context: list[str]) -> tuple[np.ndarray, list[SentenceCheck]] | None:
+def grounding_features(answer: str, context: list[str], *, all_features: bool = False,
+                       ) -> tuple[np.ndarray, list[SentenceCheck]] | None:
     """Trace-level feature vector (ALL_FEATURES order) and per-sentence checks; None when
-    there is no context or no answer."""
+    there is no context or no answer. Features the shipped head does not read and that
+    cost a model call (`centroid_support`) are NaN unless `all_features` (training)."""
     context = [c for c in context if c and c.strip()]
     if not context or not answer or not answer.strip():
         return None
@@ -329,9 +331,11 @@ def grounding_features(answer: str, context: list[str]) -> tuple[np.ndarray, lis
     # sentence; pairs and the context as a whole are derived from them, not encoded.
     vectors, pieces = _encode([s for _, _, s in answer_spans] + singles)
     answer_vecs, single_vecs = vectors[:n], vectors[n:]
-    # The whole answer is the trace's output text, which the runner has already embedded:
-    # a cache hit in the worker (and for a one-sentence answer, in any case).
-    answer_vec = embeddings.embed_texts([answer])[0]
+    centroid = float("nan")
+    if all_features or "centroid_support" in head().get("features", FEATURES):
+        # The whole answer is the trace's output text, which the scoring task has already
+        # embedded: a cache hit when the same process ran it.
+        centroid = _centroid_support(embeddings.embed_texts([answer])[0], single_vecs)
     similarity = answer_vecs @ _window_vectors(single_vecs, windows).T
     context_words = set().union(*(_content_words(c) for c in context))
     context_numbers = set().union(*(_numbers(c) for c in context))
@@ -346,7 +350,7 @@ def grounding_features(answer: str, context: list[str]) -> tuple[np.ndarray, lis
             token_support=float((pieces[i] @ passage_tokens.T).max(axis=1).mean()),
             context_words=context_words, context_numbers=context_numbers, context_names=context_names,
         ))
-    return _aggregate(checks, _centroid_support(answer_vec, single_vecs)), checks
+    return _aggregate(checks, centroid), checks
 
 
 def groundedness(answer: str, context: list[str]) -> dict[str, Any] | None:
