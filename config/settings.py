@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body: chunked bodies are buffered (or refused) here.
+    "config.request_body.RequestBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -109,7 +111,10 @@ WHITENOISE_USE_FINDERS = True  # serve straight from app/static dirs; no collect
 
 # Ingest limits (OTLP): the cap applies after decompression.
 OTLP_MAX_BODY_BYTES = env_int("OTLP_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1024)
-# Django's own cap must not cut the body before the receiver can answer 413 itself.
+# Every other body (feedback, scores, prompts, ...): checked against Content-Length, or
+# while a chunked body is read (config/request_body.py).
+SPYGLASS_MAX_BODY_BYTES = env_int("SPYGLASS_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
+# Django's own cap must not cut the body before the views can answer 413 themselves.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
 REST_FRAMEWORK = {

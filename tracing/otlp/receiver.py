@@ -18,6 +18,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from config.request_body import body_limit
 from projects.auth import KeyAuthError, api_key_from_authorization
 from tracing.otlp import decode
 from tracing.services import log_records_ingest, spans_ingest_salvaging
@@ -25,7 +26,7 @@ from tracing.services import log_records_ingest, spans_ingest_salvaging
 logger = logging.getLogger(__name__)
 
 # gRPC status codes used in google.rpc.Status bodies.
-_GRPC_CODE = {400: 3, 401: 16, 405: 12, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
+_GRPC_CODE = {400: 3, 401: 16, 405: 12, 411: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -43,6 +44,16 @@ def _error(status: int, message: str, encoding: str) -> HttpResponse:
     if status in (429, 503):
         response["Retry-After"] = RETRY_AFTER_SECONDS
     return response
+
+
+def _error_in_request_encoding(request: HttpRequest, status: int, message: str) -> HttpResponse:
+    """An error before the content type was validated: in the client's encoding if
+    it named one we know (body framing and size errors too), else JSON."""
+    try:
+        encoding = decode.encoding_for(request.content_type)
+    except decode.BodyError:
+        encoding = decode.JSON
+    return _error(status, message, encoding)
 
 
 def _success(encoding: str, rejected: int, message: str | None, *, logs: bool) -> HttpResponse:
@@ -67,24 +78,15 @@ def _success(encoding: str, rejected: int, message: str | None, *, logs: bool) -
 def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
     if request.method != "POST":
         # Checked before the content type: a GET usually has none, and is still a 405.
-        try:
-            encoding = decode.encoding_for(request.content_type)
-        except decode.BodyError:
-            encoding = decode.JSON
-        response = _error(405, "Use POST.", encoding)
+        response = _error_in_request_encoding(request, 405, "Use POST.")
         response["Allow"] = "POST"
         return response
     try:
         encoding = decode.encoding_for(request.content_type)
     except decode.BodyError as exc:
         return _error(exc.status, exc.message, decode.JSON)
+    # The wire size was checked (and a chunked body read) by config.request_body.
     limit = settings.OTLP_MAX_BODY_BYTES
-    try:
-        if int(request.headers.get("Content-Length") or 0) > limit:
-            return _error(413, f"Body exceeds the {limit}-byte limit.", encoding)
-    except ValueError:
-        return _error(400, "Content-Length is not a number.", encoding)
-
     try:
         key = api_key_from_authorization(request.headers.get("Authorization"))
     except KeyAuthError as exc:
@@ -114,11 +116,17 @@ def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
     return _success(encoding, decoded.rejected, decoded.first_error, logs=logs)
 
 
+def _otlp_limit() -> int:
+    return settings.OTLP_MAX_BODY_BYTES
+
+
 @csrf_exempt
+@body_limit(_otlp_limit, error=_error_in_request_encoding)
 def otlp_traces(request: HttpRequest) -> HttpResponse:
     return _receive(request, logs=False)
 
 
 @csrf_exempt
+@body_limit(_otlp_limit, error=_error_in_request_encoding)
 def otlp_logs(request: HttpRequest) -> HttpResponse:
     return _receive(request, logs=True)
