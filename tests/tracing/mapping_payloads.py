@@ -110,6 +110,109 @@ def openinference_openai_chat() -> RawSpan:
     )
 
 
+REFUND_QUESTION = "What is the refund window?"
+REFUND_ANSWER = "You can return an item within 30 days of delivery."
+
+
+def refund_chat_request() -> dict[str, Any]:
+    """A Chat Completions request: a system prompt, an earlier turn, the question."""
+    return {
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You answer questions about our shop."},
+            {"role": "user", "content": "Hi, I bought a kettle last week."},
+            {"role": "assistant", "content": "Thanks! How can I help?"},
+            {"role": "user", "content": REFUND_QUESTION},
+        ],
+        "temperature": 0.2,
+    }
+
+
+def refund_chat_response() -> dict[str, Any]:
+    """The chat.completion body the openai client returns for refund_chat_request()."""
+    return {
+        "id": "chatcmpl-Rf42",
+        "object": "chat.completion",
+        "created": 1750000001,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": REFUND_ANSWER,
+                    "refusal": None,
+                },
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 41, "completion_tokens": 12, "total_tokens": 53},
+        "system_fingerprint": "fp_rf",
+    }
+
+
+def _openinference_refund_messages() -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for n, message in enumerate(refund_chat_request()["messages"]):
+        attributes[f"llm.input_messages.{n}.message.role"] = message["role"]
+        attributes[f"llm.input_messages.{n}.message.content"] = message["content"]
+    attributes["llm.output_messages.0.message.role"] = "assistant"
+    attributes["llm.output_messages.0.message.content"] = REFUND_ANSWER
+    return attributes
+
+
+def openinference_python_chat_json(*, messages: bool = True) -> RawSpan:
+    """openinference-instrumentation-openai (Python): the request as json.dumps of the
+    params, the response as the pydantic model's compact JSON, both application/json.
+    messages=False is OPENINFERENCE_HIDE_INPUT_MESSAGES / _OUTPUT_MESSAGES: the bodies
+    stay, the flattened llm.*_messages go."""
+    return raw_span(
+        {
+            "openinference.span.kind": "LLM",
+            "llm.provider": "openai",
+            "llm.system": "openai",
+            "llm.model_name": "gpt-4o-mini-2024-07-18",
+            "input.value": json.dumps(refund_chat_request(), ensure_ascii=False),
+            "input.mime_type": "application/json",
+            "output.value": json.dumps(refund_chat_response(), separators=(",", ":")),
+            "output.mime_type": "application/json",
+            "llm.invocation_parameters": '{"model": "gpt-4o-mini", "temperature": 0.2}',
+            **(_openinference_refund_messages() if messages else {}),
+            "llm.token_count.prompt": 41,
+            "llm.token_count.completion": 12,
+            "llm.token_count.total": 53,
+        },
+        name="ChatCompletion",
+    )
+
+
+def openinference_js_chat_json(
+    *, mime_type: bool = True, messages: bool = True
+) -> RawSpan:
+    """@arizeai/openinference-instrumentation-openai: JSON.stringify of the request body
+    and of the ChatCompletion result. mime_type=False is what emitters that drop
+    input/output.mime_type send."""
+    attributes: dict[str, Any] = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o-mini-2024-07-18",
+        "input.value": json.dumps(refund_chat_request(), separators=(",", ":")),
+        "input.mime_type": "application/json",
+        "llm.invocation_parameters": '{"model":"gpt-4o-mini","temperature":0.2}',
+        "llm.system": "openai",
+        "llm.provider": "openai",
+        **(_openinference_refund_messages() if messages else {}),
+        "output.value": json.dumps(refund_chat_response(), separators=(",", ":")),
+        "output.mime_type": "application/json",
+        "llm.token_count.prompt": 41,
+        "llm.token_count.completion": 12,
+        "llm.token_count.total": 53,
+    }
+    if not mime_type:
+        del attributes["input.mime_type"], attributes["output.mime_type"]
+    return raw_span(attributes, name="OpenAI Chat Completions")
+
+
 def openinference_multimodal_chat() -> RawSpan:
     """OpenInference message with structured contents (text + image) and a cost."""
     return raw_span(

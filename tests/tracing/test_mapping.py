@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import otlp_payloads as otlp
 from tests.tracing import mapping_payloads as payloads
+from tracing.models import Span, Trace
 from tracing.otlp.mapping import messages_from_log_events, normalize_span
 from tracing.otlp.types import NormalizedSpan, RawEvent
 
@@ -32,9 +35,10 @@ def test_openinference_openai_chat_maps_every_field():
         0,
     )
     assert span.cost_usd is None
-    # input.value / output.value are kept verbatim, even when they are JSON.
-    assert span.input == raw.attributes["input.value"]
-    assert span.output == raw.attributes["output.value"]
+    # input.value / output.value hold the request and response JSON: the span reads as
+    # the question and the answer (here a tool call); the JSON stays in the attributes.
+    assert span.input == "What's the weather in Paris?"
+    assert span.output == 'get_weather({"city": "Paris"})'
     assert span.messages == [
         {"role": "system", "content": "You are a weather bot.", "source": "input"},
         {"role": "user", "content": "What's the weather in Paris?", "source": "input"},
@@ -98,6 +102,327 @@ def test_openinference_cost_total_wins_over_parts():
     )
 
     assert span.cost_usd == Decimal("0.25")
+
+
+# input.value / output.value holding whole request / response bodies (issue 12).
+
+REFUND_IO = (payloads.REFUND_QUESTION, payloads.REFUND_ANSWER)
+
+
+@pytest.mark.parametrize("messages", [True, False], ids=["messages", "no-messages"])
+def test_openinference_python_json_bodies_read_as_question_and_answer(messages):
+    span = normalize_span(payloads.openinference_python_chat_json(messages=messages))
+
+    # The last user turn, not the earlier one; the answer, not the chat.completion JSON.
+    assert (span.input, span.output) == REFUND_IO
+    assert span.kind == "llm"
+
+
+@pytest.mark.parametrize("mime_type", [True, False], ids=["mime", "no-mime"])
+@pytest.mark.parametrize("messages", [True, False], ids=["messages", "no-messages"])
+def test_openinference_js_json_bodies_read_as_question_and_answer(mime_type, messages):
+    raw = payloads.openinference_js_chat_json(mime_type=mime_type, messages=messages)
+
+    span = normalize_span(raw)
+
+    assert (span.input, span.output) == REFUND_IO
+
+
+BODY_SHAPES = {
+    "chat-multimodal": (
+        {
+            "model": "gpt-4o",
+            "messages": [
+                {"role": "developer", "content": "Describe images."},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is in this picture?"},
+                        {"type": "image_url", "image_url": {"url": "https://x/c.png"}},
+                    ],
+                },
+            ],
+        },
+        {
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "A cat."},
+                    "finish_reason": "stop",
+                }
+            ],
+        },
+        ("What is in this picture?\n[image]", "A cat."),
+    ),
+    "chat-tool-calls": (
+        {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+        },
+        {
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_Xy12",
+                                "type": "function",
+                                "function": {
+                                    "name": "get_weather",
+                                    "arguments": '{"city": "Paris"}',
+                                },
+                            }
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ],
+        },
+        ("What's the weather in Paris?", 'get_weather({"city": "Paris"})'),
+    ),
+    "responses-string": (
+        {"model": "gpt-4.1", "instructions": "Be brief.", "input": "Capital of Peru?"},
+        {
+            "object": "response",
+            "output": [
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [
+                        {"type": "output_text", "text": "Lima.", "annotations": []}
+                    ],
+                },
+            ],
+        },
+        ("Capital of Peru?", "Lima."),
+    ),
+    "responses-items": (
+        {
+            "model": "gpt-4.1",
+            "input": [
+                {"role": "user", "content": "Weather in Oslo?"},
+                {
+                    "type": "function_call_output",
+                    "call_id": "call_1",
+                    "output": "-3C",
+                },
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "And in Rome?"}],
+                },
+            ],
+        },
+        {
+            "object": "response",
+            "output": [
+                {
+                    "type": "function_call",
+                    "call_id": "call_2",
+                    "name": "get_weather",
+                    "arguments": '{"city": "Rome"}',
+                }
+            ],
+        },
+        ("And in Rome?", 'get_weather({"city": "Rome"})'),
+    ),
+    "legacy-completions": (
+        {"model": "gpt-3.5-turbo-instruct", "prompt": ["Say hi"], "max_tokens": 5},
+        {
+            "object": "text_completion",
+            "choices": [{"index": 0, "text": "Hi!", "finish_reason": "stop"}],
+        },
+        ("Say hi", "Hi!"),
+    ),
+    "anthropic-messages": (
+        {
+            "model": "claude-sonnet-4-5",
+            "system": "Be brief.",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "2+2?"}]}
+            ],
+        },
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": "4"}],
+            "stop_reason": "end_turn",
+        },
+        ("2+2?", "4"),
+    ),
+    "anthropic-tool-use": (
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 256,
+            "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+        },
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Oslo"},
+                }
+            ],
+            "stop_reason": "tool_use",
+        },
+        ("Weather in Oslo?", 'get_weather({"city":"Oslo"})'),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "mime_type", ["application/json", None], ids=["mime", "no-mime"]
+)
+@pytest.mark.parametrize("shape", BODY_SHAPES)
+def test_request_and_response_bodies_without_messages_read_as_question_and_answer(
+    shape, mime_type
+):
+    request, response, expected = BODY_SHAPES[shape]
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "input.value": json.dumps(request),
+        "output.value": json.dumps(response),
+    }
+    if mime_type:
+        attributes |= {"input.mime_type": mime_type, "output.mime_type": mime_type}
+
+    span = normalize_span(payloads.raw_span(attributes))
+
+    assert (span.input, span.output) == expected
+
+
+def test_structured_request_and_response_values_read_as_question_and_answer():
+    # An OTLP KeyValueList instead of a JSON string: the same body, already decoded.
+    request, response, expected = BODY_SHAPES["chat-multimodal"]
+
+    span = normalize_span(
+        payloads.raw_span({"input.value": request, "output.value": response})
+    )
+
+    assert (span.input, span.output) == expected
+
+
+def test_embedding_request_of_one_text_reads_as_that_text_and_a_batch_stays_verbatim():
+    def embedding_input(texts):
+        body = json.dumps({"model": "text-embedding-3-small", "input": texts})
+        attributes = {"input.value": body, "input.mime_type": "application/json"}
+        return body, normalize_span(payloads.raw_span(attributes)).input
+
+    assert embedding_input("refund policy")[1] == "refund policy"
+    assert embedding_input(["refund policy"])[1] == "refund policy"
+    body, read = embedding_input(["refund policy", "return policy"])
+    assert read == body
+
+
+PLAIN_JSON = {
+    "chain-kwargs": (
+        {"openinference.span.kind": "CHAIN", "input.mime_type": "application/json"},
+        '{"question": "What is the refund window?", "k": 3}',
+        '{"answer": "30 days", "sources": ["policy.md"]}',
+    ),
+    "chain-input-key-without-model": (
+        {"openinference.span.kind": "CHAIN"},
+        '{"input": "What is the refund window?", "chat_history": []}',
+        '{"output": [{"type": "message", "text": "30 days"}]}',
+    ),
+    "choices-that-are-not-completions": (
+        {"openinference.span.kind": "TOOL"},
+        '["refund", "return"]',
+        '{"choices": ["refund", "return"], "object": "list"}',
+    ),
+    "tool-arguments-shaped-like-a-message": (
+        {"openinference.span.kind": "TOOL", "tool.name": "post_message"},
+        '{"role": "user", "content": "Your order shipped."}',
+        '{"role": "assistant", "content": "posted"}',
+    ),
+    "declared-text-holding-a-chat-body": (
+        {"input.mime_type": "text/plain", "output.mime_type": "text/plain"},
+        json.dumps({"messages": [{"role": "user", "content": "verbatim"}]}),
+        json.dumps({"choices": [{"message": {"content": "verbatim"}}]}),
+    ),
+    "llm-text-that-only-starts-like-json": (
+        {
+            "openinference.span.kind": "LLM",
+            "llm.input_messages.0.message.role": "user",
+            "llm.input_messages.0.message.content": "Paris weather?",
+            "llm.output_messages.0.message.content": "Sunny.",
+        },
+        "{city} weather?",
+        "[sunny] as usual",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PLAIN_JSON)
+def test_json_that_is_not_a_chat_body_stays_verbatim(case):
+    extra, input_text, output_text = PLAIN_JSON[case]
+
+    span = normalize_span(
+        payloads.raw_span(
+            {**extra, "input.value": input_text, "output.value": output_text}
+        )
+    )
+
+    assert (span.input, span.output) == (input_text, output_text)
+
+
+INGESTED_SHAPES = {
+    # openinference-instrumentation-openai alone: the LLM span is the root.
+    "python-root": (payloads.openinference_python_chat_json, False),
+    # The Node emitter's shape: an app span without input/output around the LLM span.
+    "js-child-no-mime": (
+        lambda: payloads.openinference_js_chat_json(mime_type=False),
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", INGESTED_SHAPES)
+def test_ingested_json_bodies_give_the_trace_question_and_answer_previews(
+    client, world, shape
+):
+    build, with_parent = INGESTED_SHAPES[shape]
+    raw = build()
+    trace_id = otlp.new_trace_id()
+    llm = otlp.span("ChatCompletion", trace_id=trace_id, attributes=raw.attributes)
+    spans = [llm]
+    if with_parent:
+        parent = otlp.span(
+            "support-chat",
+            trace_id=trace_id,
+            start=otlp.BASE_NS - otlp.MS,
+            end=otlp.BASE_NS + 2 * otlp.MS,
+            attributes={"session.id": "sess-1"},
+        )
+        llm["parent"] = parent["span_id"]
+        spans.append(parent)
+
+    response = client.post(
+        "/v1/traces",
+        data=otlp.encode_traces(spans, otlp.PROTOBUF),
+        content_type=otlp.PROTOBUF,
+        HTTP_AUTHORIZATION=f"Bearer {world.key.secret_key}",
+    )
+
+    assert response.status_code == 200, response.content
+    trace = Trace.objects.get(project=world.project, trace_id=trace_id)
+    assert (trace.input, trace.output) == REFUND_IO
+    row = Span.objects.get(project=world.project, span_id=llm["span_id"])
+    assert (row.input, row.output) == REFUND_IO
+    # The raw request and response JSON stay on the span, in its stored attributes.
+    for key in ("input.value", "output.value"):
+        assert row.attributes[key] == raw.attributes[key]
 
 
 def test_openllmetry_chat_maps_every_field():
@@ -403,8 +728,8 @@ def test_langfuse_generation_maps_every_field():
         span.total_tokens,
     ) == (150, 50, 20, 170)
     assert span.cost_usd == Decimal("0.0005125")
-    assert span.input == '[{"role": "user", "content": "Hi"}]'
-    assert span.output == '{"role": "assistant", "content": "Hello!"}'
+    # The observation input/output hold chat JSON: shown as the question and answer.
+    assert (span.input, span.output) == ("Hi", "Hello!")
     assert span.messages == [
         {"role": "user", "content": "Hi", "source": "input"},
         {"role": "assistant", "content": "Hello!", "source": "output"},

@@ -10,6 +10,10 @@ Design:
   ``retrieval.documents.2.document.id``) and prefixed maps (``traceloop.association.
   properties.*``) are bucketed in ONE pass over the attribute keys, because this runs per
   span on the ingest hot path and a scan per field would be O(fields x keys).
+- input/output are what a reader wants, the question and the answer: a request or
+  response body stored there as JSON (OpenInference's input.value/output.value) is read
+  through the span's messages or the body's own shape. The raw attributes, JSON bodies
+  included, are stored verbatim beside the mapping (tracing_span.attributes).
 - Nothing here raises on attribute content: wrong types coerce or become None, and each
   field group runs under its own guard so one surprise cannot drop the whole span.
 """
@@ -1132,12 +1136,181 @@ def _fill_tool(span: NormalizedSpan, view: _View) -> None:
 
 
 def _fill_io(span: NormalizedSpan, view: _View) -> None:
-    span.input = view.first(_INPUT_TEXT_KEYS, _as_text)
-    span.output = view.first(_OUTPUT_TEXT_KEYS, _as_text)
-    if span.input is None:
-        span.input = _input_from_messages(span.messages)
-    if span.output is None:
-        span.output = _output_from_messages(span.messages)
+    span.input = _io_text(view, _INPUT_TEXT_KEYS, span.messages, "input")
+    span.output = _io_text(view, _OUTPUT_TEXT_KEYS, span.messages, "output")
+
+
+def _io_text(
+    view: _View, keys: Iterable[str], messages: list[dict[str, Any]], source: str
+) -> str | None:
+    """A span's input or output as a reader wants it: the question, or the answer.
+
+    Plain text is kept verbatim. LLM instrumentations (OpenInference above all) put the
+    whole request or response body there as JSON; that becomes the last user message or
+    the answer, from the span's parsed messages or else from the body itself. The raw
+    JSON is not lost: the span's ``attributes`` column stores every attribute verbatim.
+    """
+    for key in keys:
+        value = view.attrs.get(key)
+        if value is None:
+            continue
+        text = _as_text(value)
+        if text is not None:
+            declared = _declared_json(view.attrs, key)
+            return _readable_io(value, text, declared, messages, source)
+    return _messages_text(messages, source)
+
+
+def _readable_io(
+    value: Any,
+    text: str,
+    declared_json: bool | None,
+    messages: list[dict[str, Any]],
+    source: str,
+) -> str:
+    if declared_json is False:
+        return text  # declared plain text stays verbatim, even when it parses as JSON
+    body = None
+    if declared_json is None:
+        # Undeclared text is JSON only if it parses: "{city} weather?" is plain text.
+        body = _json_body(value, text)
+        if body is None:
+            return text
+    readable = _messages_text(messages, source)
+    if readable is None:
+        # Declared JSON is parsed only when the messages cannot answer: long-context
+        # request bodies run to megabytes, and this runs per span on the ingest path.
+        if body is None:
+            body = _json_body(value, text)
+        readable = _body_text(body, source)
+    return readable or text
+
+
+def _messages_text(messages: list[dict[str, Any]], source: str) -> str | None:
+    if source == "input":
+        return _input_from_messages(messages)
+    return _output_from_messages(messages)
+
+
+def _body_text(body: dict[str, Any] | list[Any] | None, source: str) -> str | None:
+    """The question or answer in a request or response body, if it is recognisable."""
+    if body is None:
+        return None
+    if source == "input":
+        return _input_from_messages(_request_messages(body))
+    return _output_from_messages(_response_messages(body))
+
+
+# Only these keys come with a mime type (OpenInference); the others are sniffed.
+_MIME_TYPE_KEYS = {"input.value": "input.mime_type", "output.value": "output.mime_type"}
+
+
+def _declared_json(attrs: dict[str, Any], key: str) -> bool | None:
+    """Whether the value's mime type says JSON; None when it has no mime type."""
+    mime_key = _MIME_TYPE_KEYS.get(key)
+    mime = _as_str(attrs.get(mime_key)) if mime_key else None
+    mime = mime.partition(";")[0].strip().lower() if mime else None
+    if not mime:
+        return None
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def _json_body(value: Any, text: str) -> dict[str, Any] | list[Any] | None:
+    """The JSON object or array an input/output value holds; None for anything else."""
+    if isinstance(value, (dict, list, tuple)):  # a structured OTLP value
+        return list(value) if isinstance(value, tuple) else value
+    if text[:64].lstrip()[:1] not in ("{", "["):
+        return None
+    body = _loads(text)
+    return body if isinstance(body, (dict, list)) else None
+
+
+def _request_messages(body: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    """Input messages of a recognisable request body, else [].
+
+    Chat Completions and Anthropic Messages ``messages``; with a ``model`` beside them,
+    the Responses API ``input`` (a string or items), legacy Completions ``prompt`` and
+    an embeddings ``input`` of one text; a batch of texts has no one question. A chain's
+    or tool's own JSON (``{"question": ...}``, ``{"input": ...}`` without a model, a
+    bare list) matches none of these.
+    """
+    if not isinstance(body, dict):
+        return []
+    if isinstance(body.get("messages"), list):
+        return _chat_json_messages(body["messages"], "input")
+    if "model" not in body:
+        return []
+    prompt = body.get("input", body.get("prompt"))
+    if isinstance(prompt, list) and len(prompt) == 1 and type(prompt[0]) is str:
+        prompt = prompt[0]
+    if type(prompt) is str:
+        text = _as_str(prompt)
+        return [{"role": "user", "content": text, "source": "input"}] if text else []
+    if isinstance(prompt, list):
+        # Responses items: messages carry a role; tool calls and their outputs do not.
+        items = [i for i in prompt if isinstance(i, dict) and "role" in i]
+        return _chat_json_messages(items, "input")
+    return []
+
+
+def _response_messages(body: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    """Output messages of a recognisable response body, else [].
+
+    Chat Completions ``choices[0].message`` and legacy Completions ``choices[0].text``
+    (the first choice, as for finish_reason), the Responses API ``output`` items and
+    an Anthropic Messages response.
+    """
+    if not isinstance(body, dict):
+        return []
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        if isinstance(choice.get("message"), dict):
+            return [_choice_message(choice)]
+        text = _as_str(choice.get("text"))
+        if not text:
+            return []
+        return [{"role": "assistant", "content": text, "source": "output"}]
+    items = body.get("output")
+    if body.get("object") == "response" and isinstance(items, list):
+        texts = [
+            _content_text(item.get("content"))
+            for item in items
+            if isinstance(item, dict) and item.get("type") == "message"
+        ]
+        calls = [
+            _tool_call(item.get("call_id"), item.get("name"), item.get("arguments"))
+            for item in items
+            if isinstance(item, dict) and item.get("type") == "function_call"
+        ]
+        return [_answer_message(texts, calls)]
+    parts = body.get("content")
+    if body.get("type") == "message" and isinstance(parts, list):
+        texts = [
+            _as_str(part.get("text")) or ""
+            for part in parts
+            if isinstance(part, dict) and part.get("type") == "text"
+        ]
+        calls = [
+            _tool_call(part.get("id"), part.get("name"), part.get("input"))
+            for part in parts
+            if isinstance(part, dict) and part.get("type") == "tool_use"
+        ]
+        return [_answer_message(texts, calls)]
+    return []
+
+
+def _answer_message(
+    texts: list[str], tool_calls: list[dict[str, Any]]
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "\n".join(text for text in texts if text),
+        "source": "output",
+    }
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return message
 
 
 def _input_from_messages(messages: list[dict[str, Any]]) -> str | None:
