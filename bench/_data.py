@@ -61,7 +61,7 @@ def hatecheck() -> tuple[list[str], np.ndarray]:
 
 def embed_cached(texts: list[str], tag: str) -> np.ndarray:
     """Embeddings of `texts`, cached on disk by content hash (re-runs skip the model)."""
-    from feedback.evaluators.embeddings import embed_texts
+    from evaluation.embeddings import embed_texts
 
     digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
     path = CACHE / f"{tag}-{digest}.npy"

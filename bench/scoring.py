@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from feedback.evaluators import injection, pii, toxicity
-from feedback.evaluators.embeddings import cache_clear, embed_texts
+from evaluation.embeddings import cache_clear, embed_texts
+from evaluation.evaluators import injection, pii, toxicity
 
 QUESTIONS = [
     "How do I reset my password? My email is sam@example.org",

@@ -55,7 +55,7 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import CACHE, begin_rows
-from feedback.evaluators import groundedness as g
+from evaluation.evaluators import groundedness as g
 
 SEED = 6
 # The feature code the cache is keyed on, captured before _memoise_encoder swaps the encoder.

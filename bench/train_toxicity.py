@@ -42,7 +42,7 @@ from sklearn.svm import LinearSVC
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import DATASETS, davidson, embed_cached
-from feedback.evaluators import toxicity
+from evaluation.evaluators import toxicity
 
 SEED = 6
 LEXICON_SIZE = 40

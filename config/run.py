@@ -24,6 +24,7 @@ def main() -> int:
     embedded.ensure_services()
 
     import django
+    from django.conf import settings
     from django.core.management import call_command
 
     django.setup()
@@ -47,7 +48,7 @@ def main() -> int:
     )
     manager.add_process(
         "worker",
-        f"{bindir}/celery -A config worker -Q scoring,grounding,signals,default "
+        f"{bindir}/celery -A config worker -Q {','.join(settings.CELERY_WORKER_QUEUES)} "
         f"--concurrency {os.environ.get('CELERY_CONCURRENCY', '1')} -l info",
         env=env,
         cwd=str(BASE_DIR),

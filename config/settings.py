@@ -42,10 +42,16 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    # Lowest layer first; a lower app never imports a higher one (README, "Architecture").
     "projects",
     "tracing",
+    "scores",
+    "evaluation",
     "feedback",
     "prompts",
+    "explorer",
+    "annotation",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -154,18 +160,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "tracing.tasks.*": {"queue": "scoring"},
-    "feedback.tasks.traces_score": {"queue": "scoring"},
+    # Ingest's one message per stored batch; the receivers of tracing.signals fan out.
+    "tracing.tasks.traces_changed": {"queue": "pipeline"},
+    "evaluation.tasks.traces_score": {"queue": "scoring"},
     # Groundedness costs more than the other evaluators together: its own queue keeps
-    # the cheap scores of new traces from waiting behind it (feedback/evaluators/deferred.py).
-    "feedback.tasks.traces_ground": {"queue": "grounding"},
-    # The sweep only queries and enqueues: on `default` so a backed-up scoring queue
-    # cannot delay the very task that notices the backlog.
-    "feedback.tasks.scoring_sweep": {"queue": "default"},
+    # the cheap scores of new traces from waiting behind it (evaluation/deferred.py).
+    "evaluation.tasks.traces_ground": {"queue": "grounding"},
+    # Network-bound, with back-off on 429/5xx: never inside a scoring worker's turn.
+    "evaluation.tasks.traces_judge": {"queue": "judge"},
+    # The sweep only queries and announces: on `default` so a backed-up scoring queue
+    # cannot delay the very task that notices the backlog. Re-score pages there too.
+    "evaluation.tasks.scoring_sweep": {"queue": "default"},
+    "evaluation.tasks.project_rescore": {"queue": "default"},
     "feedback.tasks.sessions_signals": {"queue": "signals"},
     "feedback.tasks.sessions_close_idle": {"queue": "signals"},
-    "feedback.tasks.traces_judge": {"queue": "scoring"},
 }
+# Every queue above, for the workers `make run` and the tests start.
+CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "default")
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -174,7 +185,7 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out
 # (abandon decided) by a sweep; added by key so other schedules can sit beside it.
 # Offline evaluators: traces never scored (broker down at ingest, a task that died).
-CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "feedback.tasks.scoring_sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "evaluation.tasks.scoring_sweep", "schedule": 60.0}
 # Seconds a changed trace is left to its own scoring message before the sweep steps in.
 SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)
 # Messages (of up to 50 traces) the grounding queue may hold before new traces get a

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import api as _api_schema  # noqa: F401  (registers the secret-key scheme)
 from config import health
 from tracing.otlp import receiver
 
@@ -16,8 +17,11 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("projects.urls")),
-    path("", include("tracing.urls")),
+    path("", include("explorer.urls")),
+    path("", include("scores.urls")),
     path("", include("feedback.urls")),
+    path("", include("annotation.urls")),
+    path("", include("evaluation.urls")),
     path("", include("prompts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from config.errors import NotFound, ValidationFailed
+from projects import signals
 from projects.models import ApiKey, Membership, Project, Role, hash_secret
 
 
@@ -46,11 +47,9 @@ def project_create(*, name: str, owner: AbstractBaseUser, slug: str | None = Non
     project = Project.objects.create(name=name, slug=slug or _unique_slug(name))
     Membership.objects.create(project=project, user=owner, role=Role.ADMIN)
     issued = api_key_create(project=project, created_by=owner, name="default")
-    # Imported here: feedback's models import projects.models, so a top-level import
-    # would tie the two apps' import order together.
-    from feedback.services import score_configs_create_defaults
-
-    score_configs_create_defaults(project=project)
+    # Apps above projects add what a new project starts with (scores: default score
+    # configs), in this transaction.
+    signals.project_created.send(sender=Project, project=project)
     return project, issued
 
 

@@ -22,12 +22,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import PROJECT_PARAM, ErrorSerializer
 from projects.auth import project_access
 from projects.models import Role
 from prompts import selectors, services
 from prompts.models import PromptType, PromptVersion
-from tracing.api import PROJECT_PARAM
-from tracing.serializers import ErrorSerializer
 
 TAGS = ["prompts"]
 NAME_PARAM = OpenApiParameter(

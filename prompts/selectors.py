@@ -22,11 +22,11 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from config.errors import NotFound, ValidationFailed
-from feedback.models import Score
 from projects.models import Project
 from prompts import stats
 from prompts.models import LATEST, PRODUCTION, Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from prompts.templating import template_as_text
+from scores.models import Score
 from tracing.models import Status, Trace
 
 # Score names read for the production metrics: (source, name) -> metric key.

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
 
 from projects.models import Project, Role
 from projects.services import IssuedKey, membership_set, project_create
+from tests.helpers import ingest_trace, key_client
+from tracing.models import Trace
 
 
 def pytest_unconfigure(config) -> None:
@@ -53,3 +56,13 @@ def world(db) -> World:
     outsider = make_user("outsider")
     other_project, other_key = project_create(name="Other Co", owner=outsider)
     return World(project, key, owner, member, reviewer, viewer, other_project, other_key, outsider)
+
+
+@pytest.fixture
+def api(world) -> APIClient:
+    return key_client(world.key.secret_key)
+
+
+@pytest.fixture
+def trace(world) -> Trace:
+    return ingest_trace(world.project, spans=3)

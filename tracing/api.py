@@ -1,149 +1,29 @@
-"""REST API for traces: GET /api/v1/traces and GET /api/v1/traces/<trace_id>.
-
-Views validate input, call one selector and serialize; queries live in
-tracing.selectors, validation and shapes in tracing.serializers.
-"""
+"""API pieces for referring to traces, shared by every app's API."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import re
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework import serializers
 
-from projects.auth import project_access
-from projects.models import Role
-from tracing import selectors
-from tracing.serializers import (
-    ErrorSerializer,
-    TraceDetailSerializer,
-    TraceFilterSerializer,
-    TraceListResponseSerializer,
-    normalize_trace_id,
-)
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 
-class SecretKeyAuthScheme(OpenApiAuthenticationExtension):
-    """OpenAPI security schemes for projects.auth.SecretKeyAuthentication.
-
-    Registered on import; it lives here because this is the first API module. Move it
-    to projects/ when a second app grows an API.
-    """
-
-    target_class = "projects.auth.SecretKeyAuthentication"
-    name: ClassVar[list[str]] = ["secretKey", "publicSecretKeyPair"]
-
-    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[str]]]:
-        # Either scheme alone authenticates (OR), hence one requirement per scheme.
-        return [{"secretKey": []}, {"publicSecretKeyPair": []}]
-
-    def get_security_definition(self, auto_schema: Any) -> list[dict[str, str]]:
-        return [
-            {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "Authorization: Bearer <secret key> (sk-sg-...).",
-            },
-            {
-                "type": "http",
-                "scheme": "basic",
-                "description": "Basic auth with username <public key> and password <secret key>.",
-            },
-        ]
+def normalize_trace_id(value: str) -> str:
+    """The lowercase hex id stored for a trace; ValidationError unless 32 hex characters."""
+    if not _TRACE_ID.fullmatch(value):
+        shown = value if len(value) <= 64 else value[:64] + "..."
+        raise serializers.ValidationError({"trace_id": [f"expected 32 hex characters, got {shown!r}"]})
+    return value.lower()
 
 
-PROJECT_PARAM = OpenApiParameter(
-    "project",
-    OpenApiTypes.STR,
-    OpenApiParameter.QUERY,
-    description=(
-        "Project slug, for session (browser) auth when you belong to several projects. "
-        "Ignored with a secret key, which always means the key's own project."
-    ),
-)
-
-ERRORS = {
-    401: OpenApiResponse(ErrorSerializer, description="No, unknown or revoked API key, and no session."),
-    404: OpenApiResponse(ErrorSerializer, description="Project (session auth) or trace not found."),
-}
-
-LIST_DESCRIPTION = """\
-Traces of the project, newest first (`start_time` desc; ties: most recently stored first),
-with keyset pagination: pass the response's `next_cursor` as `cursor` until it is null.
-Filters combine with AND. `input`/`output` are previews of their first 500 characters
-(`input_truncated`/`output_truncated` say whether more exists); the detail endpoint
-returns them in full.
-
-**Metadata filters** — `metadata.<key>=<value>`, any number of them, all must match.
-`<key>` is a top-level key of the trace's metadata, taken verbatim after `metadata.`
-(so `metadata.a.b` means the key `"a.b"`, not a nested path). Query strings carry only
-text, so the value matches the JSON string `"<value>"`, and additionally:
-a JSON number when it is spelled as one (`metadata.retries=3` matches `3`, `3.0` and
-`"3"`), a boolean for `true`/`false`. `null` matches only the string `"null"`.
-Example: `?metadata.customer_tier=gold&metadata.beta=true`.
-
-Any other unknown query parameter is a 400, so a misspelt filter never silently
-returns everything.
-"""
+_SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 
 
-class TraceListView(APIView):
-    @extend_schema(
-        operation_id="traces_list",
-        summary="List traces",
-        description=LIST_DESCRIPTION,
-        parameters=[TraceFilterSerializer, PROJECT_PARAM],
-        responses={
-            200: TraceListResponseSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="A filter value or parameter name is invalid."),
-            **ERRORS,
-        },
-        tags=["traces"],
-    )
-    def get(self, request: Request) -> Response:
-        access = project_access(request, required_role=Role.VIEWER)
-        params = TraceFilterSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        page = selectors.traces_list(
-            project=access.project,
-            filters=params.filters(),
-            limit=params.validated_data["limit"],
-            cursor=params.validated_data.get("cursor"),
-        )
-        return Response(TraceListResponseSerializer(page).data)
-
-
-class TraceDetailView(APIView):
-    @extend_schema(
-        operation_id="traces_retrieve",
-        summary="Get a trace with its spans and scores",
-        description=(
-            "The trace, all its spans as a flat list ordered by `start_time` (rebuild the "
-            "tree with `parent_span_id`; a parent that has not arrived yet is simply absent), "
-            "and its scores."
-        ),
-        parameters=[
-            OpenApiParameter(
-                "trace_id",
-                OpenApiTypes.STR,
-                OpenApiParameter.PATH,
-                description="The OTel trace id: 32 hex characters, any case.",
-                pattern="^[0-9a-fA-F]{32}$",
-            ),
-            PROJECT_PARAM,
-        ],
-        responses={
-            200: TraceDetailSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="The trace id is not 32 hex characters."),
-            **ERRORS,
-        },
-        tags=["traces"],
-    )
-    def get(self, request: Request, trace_id: str) -> Response:
-        access = project_access(request, required_role=Role.VIEWER)
-        detail = selectors.trace_detail(project=access.project, trace_id=normalize_trace_id(trace_id))
-        return Response(TraceDetailSerializer(detail).data)
+def normalize_span_id(value: str | None) -> str | None:
+    """The lowercase hex id of a span, None for none; ValidationError unless 16 hex characters."""
+    if value in (None, ""):
+        return None
+    if not _SPAN_ID.fullmatch(value):
+        raise serializers.ValidationError({"span_id": [f"expected 16 hex characters, got {value[:40]!r}"]})
+    return value.lower()

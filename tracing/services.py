@@ -20,6 +20,7 @@ import orjson
 from django.db import DataError, connection, transaction
 
 from projects.models import Project
+from tracing import signals
 from tracing.cost import span_cost
 from tracing.otlp.mapping import messages_from_log_events, normalize_span
 from tracing.otlp.types import NormalizedSpan, RawLogRecord, RawSpan
@@ -316,7 +317,7 @@ def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
                 _apply_pending_log_events(cursor, project.pk, inserted)
             changed = _recompute_traces(cursor, project.pk, {t for t, _ in inserted}) if inserted else []
         if changed:
-            transaction.on_commit(lambda: _enqueue_scoring(changed))
+            transaction.on_commit(lambda: _enqueue_pipeline(project.pk, changed))
     return IngestResult(accepted=len(spans), stored=len(inserted), traces=changed)
 
 
@@ -341,15 +342,27 @@ def spans_ingest_salvaging(*, project: Project, spans: list[RawSpan]) -> list[st
     return problems
 
 
-def _enqueue_scoring(trace_pks: list[int]) -> None:
-    from tracing.tasks import traces_score
+def _enqueue_pipeline(project_id: int, trace_pks: list[int]) -> None:
+    from tracing.tasks import traces_changed
 
     try:
-        traces_score.delay(trace_pks)
+        traces_changed.delay(project_id, trace_pks)
     except Exception:  # noqa: BLE001 - any broker failure; logged, never raised
         # The spans are committed; a broker outage must not turn that into an error.
-        # The periodic sweep (scoring issue) picks up traces that were never scored.
-        logger.warning("could not enqueue scoring for %d traces; the sweep will catch up", len(trace_pks))
+        # The periodic scoring sweep announces traces that were never scored.
+        logger.warning("could not announce %d stored traces; the sweep will catch up", len(trace_pks))
+
+
+def traces_changed_announce(*, project_id: int, trace_pks: list[int], reason: str) -> None:
+    """Tell every app that reacts to new or changed traces (tracing.signals): scoring,
+    implicit signals, the LLM judge. Receivers only enqueue their own tasks.
+
+    The one entry point after ingest, the scoring sweep, re-score and score_backfill,
+    so a trace recovered by the sweep gets every follow-up a fresh one gets."""
+    if reason not in signals.REASONS:
+        raise ValueError(f"unknown reason {reason!r}")
+    if trace_pks:
+        signals.traces_changed.send(sender=reason, project_id=project_id, trace_pks=list(trace_pks), reason=reason)
 
 
 # ---------------------------------------------------------------- log events

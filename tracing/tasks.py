@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-
-from feedback.tasks import SCORING_TASK_OPTIONS
-
-logger = logging.getLogger(__name__)
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 
-@shared_task(name="tracing.tasks.traces_score", **SCORING_TASK_OPTIONS)
-def traces_score(trace_pks: list[int]) -> int:
-    """Score newly stored or changed traces; ingest enqueues one message per batch.
+@shared_task(
+    name="tracing.tasks.traces_changed",
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError, InterfaceError, KombuOperationalError),
+    retry_backoff=5,
+    max_retries=6,
+)
+def traces_changed(project_id: int, trace_pks: list[int]) -> int:
+    """Ingest stored these traces: announce them to every app that reacts (queue `pipeline`)."""
+    from tracing import signals
+    from tracing.services import traces_changed_announce
 
-    The name stays what ingest (and messages already queued) call; the work is the
-    offline evaluators' runner, the same as feedback.tasks.traces_score. Then the
-    follow-ups: implicit signals of the traces' sessions and the sampled LLM judge.
-    """
-    from feedback.evaluators.runner import traces_score_batch
-    from feedback.tasks import traces_followups_enqueue
-
-    logger.info("scoring requested for %d traces", len(trace_pks))
-    scored = traces_score_batch(trace_pks, defer=True)
-    traces_followups_enqueue(trace_pks)
-    return scored
+    traces_changed_announce(project_id=project_id, trace_pks=trace_pks, reason=signals.INGEST)
+    return len(trace_pks)

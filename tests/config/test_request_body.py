@@ -18,7 +18,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from feedback.models import Score
+from scores.models import Score
 from tests import otlp_payloads as otlp
 from tests.otlp_payloads import JSON, PROTOBUF
 from tracing.models import Span, Trace
@@ -109,7 +109,8 @@ def test_chunked_otlp_body_is_read_whole_and_stored(world, content_type, compres
     if compressed:
         body, extra = gzip.compress(body), {"Content-Encoding": "gzip"}
 
-    status, _, content = call_wsgi("/v1/traces", body, headers=otlp_headers(world.key.secret_key, content_type, **extra))
+    headers = otlp_headers(world.key.secret_key, content_type, **extra)
+    status, _, content = call_wsgi("/v1/traces", body, headers=headers)
 
     assert status == 200, content
     trace = Trace.objects.get(project=world.project, trace_id=trace_id)

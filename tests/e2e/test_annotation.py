@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from feedback.models import QueueReview, ReviewStatus, Score, Source
-from feedback.services import queue_create
+from annotation.models import QueueReview, ReviewStatus
+from annotation.services import queue_create
+from scores.models import Score, Source
 from tests.e2e.conftest import login
 from tests.factories import TraceFactory
-from tests.feedback.conftest import config
+from tests.helpers import config
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

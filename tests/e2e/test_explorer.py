@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from feedback.models import DataType, Score, Source
+from scores.models import DataType, Score, Source
 from tests import otlp_payloads as otlp
 from tests.e2e.conftest import login
-from tests.tracing.test_pages import chat_trace, ingest
+from tests.explorer.test_pages import chat_trace, ingest
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -130,7 +130,7 @@ def test_viewer_is_denied_the_settings_page(page, world):
 
 
 def test_switch_an_evaluator_off_from_the_settings_page(page, world):
-    from feedback.evaluators import registry
+    from evaluation.evaluators import registry
 
     login(page, "owner", "pw-owner")
     page.goto(f"/p/{world.project.slug}/settings/")

@@ -10,9 +10,10 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from feedback import ratelimit
-from feedback.models import DataType, InteractionEvent, Score, Source
+from feedback.models import InteractionEvent
 from projects.services import api_key_revoke
-from tests.feedback.conftest import ingest_trace
+from scores.models import DataType, Score, Source
+from tests.helpers import ingest_trace
 
 URL = "/api/v1/feedback"
 ORIGIN = "https://shop.example.com"

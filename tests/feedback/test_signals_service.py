@@ -12,10 +12,11 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from feedback import services
-from feedback.models import Score, SessionSignalState, Source
+from feedback.models import SessionSignalState
 from feedback.services import feedback_record, session_signals_compute
 from projects.auth import ProjectAccess
-from tests.feedback.conftest import ingest_trace
+from scores.models import Score, Source
+from tests.helpers import ingest_trace
 from tests.otlp_payloads import BASE_NS, MS
 
 MINUTE_NS = 60_000 * MS
@@ -200,21 +201,7 @@ def test_the_include_reads_only_its_own_project(world, django_assert_max_num_que
         render_signals(world, trace, world.viewer, "viewer")
 
 
-# --- tasks and the post-ingest hook -------------------------------------------------------------------
-
-
-def test_the_hook_sends_one_signals_message_per_ingest_batch(world, monkeypatch):
-    from feedback import tasks
-
-    sent = []
-    monkeypatch.setattr(tasks.sessions_signals, "delay", lambda *args: sent.append(("signals", *args)))
-    monkeypatch.setattr(tasks.traces_judge, "delay", lambda *args: sent.append(("judge", *args)))
-    traces = [turn(world, "a", 0, "x?"), turn(world, "a", 1, "y?"), turn(world, "b", 0, "z?")]
-    traces.append(ingest_trace(world.project))  # no session: no signals
-
-    tasks.traces_followups_enqueue([t.pk for t in traces])
-
-    assert sent == [("signals", world.project.pk, ["a", "b"])]  # judge disabled: no judge message
+# --- tasks -------------------------------------------------------------------
 
 
 def test_the_sessions_signals_task_computes_and_the_sweep_enqueues_idle_sessions(world, monkeypatch):
@@ -240,18 +227,25 @@ def test_tasks_are_routed_to_their_queues(settings):
 
     router = app.amqp.router
     routes = {
+        "tracing.tasks.traces_changed": "pipeline",
+        "evaluation.tasks.traces_score": "scoring",
+        "evaluation.tasks.traces_ground": "grounding",
+        "evaluation.tasks.traces_judge": "judge",
+        "evaluation.tasks.scoring_sweep": "default",
+        "evaluation.tasks.project_rescore": "default",
         "feedback.tasks.sessions_signals": "signals",
         "feedback.tasks.sessions_close_idle": "signals",
-        "feedback.tasks.traces_judge": "scoring",
     }
     for name, queue in routes.items():
         assert router.route({}, name)["queue"].name == queue
+        assert queue in settings.CELERY_WORKER_QUEUES  # served by the workers we start
     assert any(e["task"] == "feedback.tasks.sessions_close_idle" for e in settings.CELERY_BEAT_SCHEDULE.values())
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("missing", [0, 10**9])
 def test_tasks_for_a_deleted_project_do_nothing(missing):
+    from evaluation import tasks as evaluation_tasks
     from feedback import tasks
 
-    assert tasks.sessions_signals.run(missing, ["x"]) == 0 and tasks.traces_judge.run(missing, ["x"]) == 0
+    assert tasks.sessions_signals.run(missing, ["x"]) == 0 and evaluation_tasks.traces_judge.run(missing, ["x"]) == 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.integration.support import (
     VENV_BIN,
@@ -109,7 +110,7 @@ class Worker:
             nonlocal quiet_checks
             with self.control.connection_for_write() as conn:
                 client = conn.default_channel.client
-                queued = sum(client.llen(queue) for queue in ("scoring", "grounding", "signals", "default"))
+                queued = sum(client.llen(queue) for queue in settings.CELERY_WORKER_QUEUES)
             active = self.control.control.inspect(destination=[self.name], timeout=2.0).active() or {}
             running = sum(len(tasks) for tasks in active.values())
             quiet_checks = quiet_checks + 1 if queued == 0 and running == 0 else 0
@@ -130,7 +131,7 @@ def celery_worker(integration_env, integration_logs, private_redis_url) -> Itera
     name = f"integration-{uuid.uuid4().hex[:8]}@localhost"
     argv = [
         str(VENV_BIN / "celery"), "-A", "config", "worker",
-        "-Q", "scoring,grounding,signals,default", "--concurrency", "1", "--pool", "solo",
+        "-Q", ",".join(settings.CELERY_WORKER_QUEUES), "--concurrency", "1", "--pool", "solo",
         "-n", name, "-l", "info", "--without-mingle", "--without-gossip",
     ]
     proc = ManagedProcess("celery worker", argv, env=integration_env, log_path=integration_logs / "celery.log")

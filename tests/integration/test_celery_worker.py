@@ -1,4 +1,5 @@
-"""Ingest hands new traces to a real Celery worker (queue "scoring") after commit."""
+"""Ingest announces new traces to a real Celery worker after commit (queue "pipeline"),
+which fans out to scoring (queue "scoring")."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def _wait_for_line(worker, offset: int, pattern: str) -> re.Match:
     return found[0]
 
 
+def _done(task: str, count: int) -> str:
+    return re.escape(f"Task {task}[") + r"[0-9a-f-]+\] succeeded in [0-9.e-]+s: " + str(count) + r"\b"
+
+
 def test_worker_runs_traces_score_for_new_traces(live_server_url, celery_worker, ingest_key):
     offset = len(celery_worker.process.log_text())
     trace_ids = [new_trace_id() for _ in range(7)]
@@ -39,9 +44,9 @@ def test_worker_runs_traces_score_for_new_traces(live_server_url, celery_worker,
     assert response.status == 200, response.body
     assert Trace.objects.filter(project=ingest_key.project, trace_id__in=trace_ids).count() == 7
 
-    _wait_for_line(celery_worker, offset, r"scoring requested for 7 traces")
-    # The task finished (not just started) and returned the number of traces it got.
-    _wait_for_line(celery_worker, offset, r"Task tracing\.tasks\.traces_score\[[0-9a-f-]+\] succeeded in [0-9.e-]+s: 7")
+    # Each task finished (not just started) and returned the number of traces it got.
+    _wait_for_line(celery_worker, offset, _done("tracing.tasks.traces_changed", 7))
+    _wait_for_line(celery_worker, offset, _done("evaluation.tasks.traces_score", 7))
 
 
 def test_resent_batch_enqueues_nothing(live_server_url, celery_worker, ingest_key):
@@ -49,7 +54,7 @@ def test_resent_batch_enqueues_nothing(live_server_url, celery_worker, ingest_ke
     batch = llm_batch_request(trace_ids=[new_trace_id() for _ in range(5)])
     offset = len(celery_worker.process.log_text())
     assert post_otlp(live_server_url, batch, key=ingest_key.secret_key).status == 200
-    _wait_for_line(celery_worker, offset, r"scoring requested for 5 traces")
+    _wait_for_line(celery_worker, offset, _done("tracing.tasks.traces_changed", 5))
 
     offset = len(celery_worker.process.log_text())
     assert post_otlp(live_server_url, batch, key=ingest_key.secret_key).status == 200
@@ -57,5 +62,5 @@ def test_resent_batch_enqueues_nothing(live_server_url, celery_worker, ingest_ke
     # once the marker's task has run, a task from the duplicate would already be logged.
     assert post_otlp(live_server_url, llm_batch_request(trace_ids=[new_trace_id() for _ in range(3)]),
                      key=ingest_key.secret_key).status == 200
-    _wait_for_line(celery_worker, offset, r"scoring requested for 3 traces")
-    assert "scoring requested for 5 traces" not in _new_log(celery_worker, offset)
+    _wait_for_line(celery_worker, offset, _done("tracing.tasks.traces_changed", 3))
+    assert not re.search(_done("tracing.tasks.traces_changed", 5), _new_log(celery_worker, offset))

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from google.rpc import status_pb2
 
-from feedback.models import Score
+from scores.models import Score
 from tests import otlp_payloads as otlp
 from tests.integration.support import child_env, start_gunicorn, wait_for_http
 from tests.otlp_payloads import JSON, PROTOBUF

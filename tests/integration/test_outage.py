@@ -132,7 +132,7 @@ def test_broker_outage_fails_health_but_ingest_still_stores(integration_env, int
         assert response.status == 200, response.body
         assert Span.objects.filter(project=ingest_key.project, trace_id=trace_id).count() == 1
         assert elapsed < 30, f"ingest took {elapsed:.1f}s with the broker down"
-        wait_until(lambda: "could not enqueue scoring" in web.log_text(), timeout=30,
+        wait_until(lambda: "could not announce" in web.log_text(), timeout=30,
                    what="the enqueue failure to be logged", proc=web)
     finally:
         web.stop()

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from feedback.models import Score, Source, TraceEmbedding, TraceScoring
+from evaluation.models import TraceEmbedding, TraceScoring
+from scores.models import Score, Source
 from tests.integration.support import post_otlp, wait_until
 from tests.otlp_payloads import new_trace_id, span, traces_protobuf
 

@@ -6,7 +6,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from feedback.models import InteractionEvent, Score
+from feedback.models import InteractionEvent
+from scores.models import Score
 from tracing.models import Span, Trace
 
 

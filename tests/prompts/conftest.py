@@ -11,10 +11,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from spyglass._context import prompt_attributes
 
-from feedback.models import DataType, Score
 from projects.models import Project
 from prompts import services
 from prompts.models import PromptVersion
+from scores.models import DataType, Score
 from tests.otlp_payloads import new_trace_id, span, traces_protobuf
 from tracing.otlp.decode import decode_traces
 from tracing.services import spans_ingest

@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from config.errors import NotFound
+from explorer.selectors import trace_detail
 from projects.models import ApiKey
 from projects.services import api_key_revoke
 from tests import otlp_payloads as otlp
@@ -37,7 +38,6 @@ from tests.otlp_payloads import JSON, MS, PROTOBUF
 from tracing import tasks
 from tracing.cost import span_cost
 from tracing.models import Span, SpanLogEvent, Trace
-from tracing.selectors import trace_detail
 
 ENCODINGS = [PROTOBUF, JSON]
 
@@ -1064,13 +1064,19 @@ def test_undecodable_logs_body_is_400(client, world):
     assert "ExportLogsServiceRequest" in error_body(response)[1]
 
 
-# ---------------------------------------------------------------- scoring hook, key usage
+# ---------------------------------------------------------------- post-ingest announcement, key usage
 
 
 @pytest.fixture
-def scoring_calls(monkeypatch) -> list[list[int]]:
+def scoring_calls(monkeypatch, world) -> list[list[int]]:
+    """The trace row ids of each `traces_changed` message ingest sends (one project)."""
     calls: list[list[int]] = []
-    monkeypatch.setattr(tasks.traces_score, "delay", lambda trace_pks: calls.append(list(trace_pks)))
+
+    def record(project_id, trace_pks):
+        assert project_id == world.project.pk
+        calls.append(list(trace_pks))
+
+    monkeypatch.setattr(tasks.traces_changed, "delay", record)
     return calls
 
 
@@ -1113,10 +1119,10 @@ def test_scoring_is_not_enqueued_before_commit(world, scoring_calls, client):
 
 
 def test_broker_outage_does_not_fail_an_ingest(transactional_db, world, monkeypatch):
-    def broker_down(trace_pks):
+    def broker_down(project_id, trace_pks):
         raise ConnectionError("redis unreachable")
 
-    monkeypatch.setattr(tasks.traces_score, "delay", broker_down)
+    monkeypatch.setattr(tasks.traces_changed, "delay", broker_down)
     trace = otlp.llm_trace("genai")
 
     send_spans(Client(), trace.spans, world.key.secret_key)

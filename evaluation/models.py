@@ -1,0 +1,171 @@
+"""Evaluation state: what the background evaluators and the LLM judge did to each trace
+(TraceScoring, JudgeCall), the vectors they computed (TraceEmbedding), and each
+project's settings for them. Their verdicts are Scores in the scores app.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from pgvector.django import HnswIndex, VectorField
+
+from projects.models import Project
+
+
+class JudgeSettings(models.Model):
+    """A project's optional LLM-as-judge: any OpenAI-compatible endpoint.
+
+    The API key is stored encrypted (evaluation.judge.encrypt_secret, a key derived from
+    SECRET_KEY); only its last four characters are kept in clear, for the masked display.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    enabled = models.BooleanField(default=False)
+    base_url = models.URLField(max_length=500, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    api_key_encrypted = models.TextField(blank=True, default="")
+    api_key_last4 = models.CharField(max_length=4, blank=True, default="")
+    sample_rate = models.FloatField(default=0.05)
+    daily_budget_usd = models.DecimalField(max_digits=12, decimal_places=4, default=1)
+    # When set, every call counts this much (self-hosted or unpriced models); otherwise
+    # the response's token usage is priced with genai-prices.
+    cost_per_call_usd = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    rubrics = models.JSONField(default=list, blank=True)
+    timeout_seconds = models.FloatField(default=30)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:  # never the key
+        return f"judge settings of project {self.project_id}"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    @property
+    def api_key_masked(self) -> str:
+        return f"••••••••{self.api_key_last4}" if self.api_key_encrypted else ""
+
+
+
+class JudgeCallStatus(models.TextChoices):
+    OK = "ok"
+    FAILED = "failed"
+
+
+class JudgeCall(models.Model):
+    """One request to the judge endpoint: what it cost and whether it gave a verdict.
+
+    The day's spend (the budget cap) is the sum of these rows; failures stay visible
+    on the settings page instead of vanishing into a worker log.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    rubric = models.CharField(max_length=64)
+    status = models.CharField(max_length=8, choices=JudgeCallStatus.choices)
+    error = models.TextField(blank=True, default="")
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=0)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"], name="judge_call_project_time")]
+
+    def __str__(self) -> str:
+        return f"judge {self.rubric} on {self.trace_id}: {self.status}"
+
+
+class ScoringStatus(models.TextChoices):
+    PENDING = "pending"
+    SCORED = "scored"
+    FAILED = "failed"
+
+
+class TraceScoring(models.Model):
+    """Where a trace stands with the offline evaluators.
+
+    A trace with no row, or whose `trace_updated_at` is older than the trace's
+    `updated_at` (more spans arrived since), still needs scoring: that is what the
+    periodic sweep looks for when a message was lost (broker down at ingest).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    status = models.CharField(max_length=8, choices=ScoringStatus.choices, default=ScoringStatus.PENDING)
+    error = models.TextField(blank=True, default="")
+    # The Trace.updated_at these results are for (set when scoring starts from a load).
+    trace_updated_at = models.DateTimeField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+    versions = models.JSONField(default=dict, blank=True)  # evaluator name -> version
+    # Outcomes without a score, e.g. {"groundedness": "no context"}.
+    notes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "trace_id"], name="trace_scoring_unique")]
+        indexes = [models.Index(fields=["project", "status"], name="trace_scoring_status")]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id} {self.status}"
+
+
+class EmbeddingKind(models.TextChoices):
+    INPUT = "input"
+    OUTPUT = "output"
+
+
+class TraceEmbedding(models.Model):
+    """all-MiniLM-L6-v2 vector of a trace's (or one LLM span's) input or output.
+
+    `span_id` is "" for the trace's own input/output; an LLM call inside an agent or
+    chain whose text differs from the trace's gets rows of its own, so semantic search
+    also finds a trace by what happened in its middle.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    # "" rather than NULL: the unique constraint below must treat trace rows as equal.
+    span_id = models.CharField(max_length=16, default="", blank=True)
+    kind = models.CharField(max_length=8, choices=EmbeddingKind.choices)
+    embedding = VectorField(dimensions=384)
+    model = models.CharField(max_length=64, default="all-MiniLM-L6-v2")
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id", "span_id", "kind"], name="trace_embedding_unique")
+        ]
+        indexes = [
+            HnswIndex(
+                name="trace_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}{'/' + self.span_id if self.span_id else ''} {self.kind}"
+
+
+class EvaluatorSettings(models.Model):
+    """Per-project switches and options of the offline evaluators.
+
+    `config` maps evaluator name -> {"enabled": bool, ...options}; missing keys take
+    the defaults in evaluation.evaluators.registry, so a new evaluator needs no data
+    migration and a project with no row gets every default.
+    """
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    config = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "evaluator settings"
+
+    def __str__(self) -> str:
+        return f"evaluators of {self.project_id}"

@@ -1,0 +1,408 @@
+"""Pages of the trace explorer: traces, one trace, sessions, end users.
+
+Every view goes through projects.pages.project_page (404 outside your projects, 403
+below the role), parses the query string with a form, calls selectors and renders.
+Filters live in the URL so any view can be shared; htmx swaps only the results.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.utils import timezone
+
+from config.errors import NotFound
+from explorer import selectors
+from explorer.serializers import METADATA_PREFIX
+from projects.auth import ProjectAccess
+from projects.models import Role
+from projects.pages import project_page
+from tracing import selectors as tracing_selectors
+from tracing.models import Status
+
+PAGE_SIZE = 50
+
+RANGES: dict[str, timedelta | None] = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "all": None,
+    "custom": None,
+}
+RANGE_LABELS = {"15m": "15 min", "1h": "1 hour", "24h": "24 hours", "7d": "7 days", "30d": "30 days",
+                "all": "All time", "custom": "Custom"}  # fmt: skip
+SORT_LABELS = {"-time": "Newest first", "time": "Oldest first", "-latency": "Slowest first",
+               "latency": "Fastest first"}  # fmt: skip
+
+# The feedback app's annotation panel, included on the trace page when it exists.
+ANNOTATION_PANEL = "annotation/_trace_panel.html"
+
+
+def _parse_when(value: str) -> datetime:
+    """ISO-8601 or the browser's datetime-local ("2025-03-01T12:00"); naive means UTC."""
+    text = value.strip()
+    if "T" not in text:
+        text = text.replace(" ", "T", 1)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise forms.ValidationError(f"{value!r} is not a date and time (e.g. 2025-03-01T12:00).") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class WhenField(forms.CharField):
+    def to_python(self, value: Any) -> datetime | None:
+        value = super().to_python(value)
+        return _parse_when(value) if value else None
+
+
+def _text(label: str) -> forms.CharField:
+    return forms.CharField(label=label, required=False, max_length=512, strip=True)
+
+
+class TraceFilterForm(forms.Form):
+    """The explorer's query string. Field names match the API's where both exist."""
+
+    range = forms.ChoiceField(choices=[(k, RANGE_LABELS[k]) for k in RANGES], required=False)
+    from_ = WhenField(label="From (UTC)", required=False)
+    to = WhenField(label="To (UTC)", required=False)
+    q = forms.CharField(label="Search", required=False, max_length=500, strip=True)
+    mode = forms.ChoiceField(choices=[("text", "Text"), ("semantic", "Semantic")], required=False)
+    name = _text("Name")
+    user_id = _text("User")
+    session_id = _text("Session")
+    model = _text("Model")
+    environment = _text("Environment")
+    status = forms.ChoiceField(choices=[("", "Any status"), *Status.choices], required=False)
+    score = _text("Score")
+    score_min = forms.FloatField(label="min", required=False)
+    score_max = forms.FloatField(label="max", required=False)
+    feedback = forms.ChoiceField(
+        choices=[("", "Any feedback"), ("yes", "Has feedback"), ("no", "No feedback")], required=False
+    )
+    sort = forms.ChoiceField(choices=list(SORT_LABELS.items()), required=False)
+    cursor = forms.CharField(required=False, max_length=200)
+    similar_to = forms.RegexField(regex=r"^[0-9a-fA-F]{32}$", required=False)
+
+    def __init__(self, data: Any, *args: Any, **kwargs: Any):
+        super().__init__(data, *args, **kwargs)
+        # `from` is a Python keyword, hence the field name from_ and this rename.
+        self.fields["from"] = self.fields.pop("from_")
+        self._data = data
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        start, end = cleaned.get("from"), cleaned.get("to")
+        if start and end and start >= end:
+            self.add_error("to", "must be after From.")
+        low, high = cleaned.get("score_min"), cleaned.get("score_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("score_max", "must not be below min.")
+        tags: list[str] = []
+        for raw in self._data.getlist("tag"):
+            tags.extend(t.strip() for t in raw.split(",") if t.strip())
+        cleaned["tags"] = tuple(dict.fromkeys(tags))
+        metadata: dict[str, str] = {}
+        for raw in self._data.getlist("meta"):
+            if not raw.strip():
+                continue
+            key, sep, value = raw.partition("=")
+            if not sep or not key.strip():
+                self.add_error(None, f"Metadata filter {raw!r} must look like key=value.")
+                continue
+            metadata[key.strip()] = value.strip()
+        for key in self._data:
+            # API-style links (`metadata.plan=pro`) work here too.
+            if key.startswith(METADATA_PREFIX) and key[len(METADATA_PREFIX) :]:
+                metadata[key[len(METADATA_PREFIX) :]] = self._data.get(key)
+        cleaned["metadata"] = metadata
+        order = cleaned.get("sort") or selectors.DEFAULT_ORDER
+        cleaned["sort"] = order
+        if cleaned.get("cursor"):
+            try:
+                cleaned["cursor"] = selectors.cursor_decode(order, cleaned["cursor"])
+            except ValueError:
+                self.add_error("cursor", "This page link is stale or was cut; start again from the first page.")
+        else:
+            cleaned["cursor"] = None
+        return cleaned
+
+    def window(self, now: datetime) -> tuple[datetime | None, datetime | None]:
+        """(from, to) of the chosen preset; relative presets are resolved per request,
+        so a shared "last 24 hours" link means the last 24 hours when it is opened."""
+        data = self.cleaned_data
+        preset = data.get("range") or ("custom" if data.get("from") or data.get("to") else "all")
+        if preset == "custom":
+            return data.get("from"), data.get("to")
+        delta = RANGES[preset]
+        return (now - delta if delta else None), None
+
+    def filters(self, now: datetime) -> selectors.TraceFilters:
+        data = self.cleaned_data
+        start_from, start_to = self.window(now)
+        feedback = {"yes": True, "no": False}.get(data.get("feedback") or "")
+        return selectors.TraceFilters(
+            start_from=start_from,
+            start_to=start_to,
+            session_id=data.get("session_id") or None,
+            user_id=data.get("user_id") or None,
+            model=data.get("model") or None,
+            environment=data.get("environment") or None,
+            status=data.get("status") or None,
+            name=data.get("name") or None,
+            tags=data["tags"],
+            metadata=data["metadata"],
+            search=(data.get("q") or None) if data.get("mode") != "semantic" else None,
+            score_name=data.get("score") or None,
+            score_min=data.get("score_min"),
+            score_max=data.get("score_max"),
+            has_feedback=feedback,
+        )
+
+    def active_range(self) -> str:
+        data = getattr(self, "cleaned_data", {}) or {}
+        return data.get("range") or ("custom" if data.get("from") or data.get("to") else "all")
+
+    def advanced_count(self) -> int:
+        """How many filters hide behind "More filters", to say so on the closed toggle."""
+        data = getattr(self, "cleaned_data", {}) or {}
+        keys = ("environment", "score", "score_min", "score_max", "feedback")
+        return (
+            sum(1 for k in keys if data.get(k) not in (None, ""))
+            + len(data.get("metadata") or {})
+            + len(data.get("tags") or ())
+        )
+
+
+def _results_context(access: ProjectAccess, form: TraceFilterForm) -> dict[str, Any]:
+    """Rows, scores, pagination and any search notice for the current filters."""
+    context: dict[str, Any] = {"rows": [], "next_cursor": None, "notice": None}
+    if not form.is_valid():
+        return context
+    data = form.cleaned_data
+    if data.get("similar_to"):
+        trace = tracing_selectors.trace_get(project=access.project, trace_id=data["similar_to"].lower())
+        similar = selectors.traces_similar(project=access.project, trace=trace) if trace else []
+        if similar is None:
+            context["notice"] = selectors.SEMANTIC_UNAVAILABLE
+            return context
+        context["rows"] = [(t, None) for t in similar]
+        return context
+    filters = form.filters(timezone.now())
+    if data.get("mode") == "semantic" and data.get("q"):
+        found = selectors.traces_semantic_search(project=access.project, text=data["q"], filters=filters)
+        if found is None:
+            context["notice"] = selectors.SEMANTIC_UNAVAILABLE
+            return context
+        traces, next_cursor = found, None
+    else:
+        page = selectors.traces_list(
+            project=access.project, filters=filters, limit=PAGE_SIZE, cursor=data["cursor"], order=data["sort"]
+        )
+        traces, next_cursor = page.traces, page.next_cursor
+        if filters.search:
+            context["search_mode"] = selectors.search_mode(filters.search)
+    scores = selectors.scores_by_trace(project=access.project, trace_ids=[t.trace_id for t in traces])
+    context["rows"] = [(t, scores.get(t.trace_id)) for t in traces]
+    context["next_cursor"] = next_cursor
+    return context
+
+
+def _filter_query(request: HttpRequest) -> str:
+    """The filter part of the query string (no cursor), carried to trace pages."""
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    params.pop("span", None)
+    return params.urlencode()
+
+
+@project_page(Role.VIEWER)
+def trace_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    form = TraceFilterForm(request.GET)
+    context = {
+        "form": form,
+        "filter_query": _filter_query(request),
+        **_results_context(access, form),
+        "ranges": [(k, RANGE_LABELS[k]) for k in RANGES if k != "custom"],
+        "sort_labels": SORT_LABELS,
+    }
+    if form.is_valid():
+        context["sort"] = form.cleaned_data["sort"]
+        context["active_range"] = form.active_range()
+        context["meta_pairs"] = list(form.cleaned_data["metadata"].items())
+        context["tags"] = ", ".join(form.cleaned_data["tags"])
+    if request.htmx and request.GET.get("cursor"):
+        # "Load more": only the next rows (and the next button), appended in place.
+        return render(request, "explorer/_trace_rows.html", context)
+    if request.htmx and request.htmx.target == "results":
+        return render(request, "explorer/_trace_results.html", context)
+    context["suggestions"] = selectors.filter_suggestions(project=access.project)
+    return render(request, "explorer/trace_list.html", context)
+
+
+def _trace_or_404(access: ProjectAccess, trace_id: str) -> selectors.TraceDetail:
+    if len(trace_id) != 32:
+        raise Http404("A trace id is 32 hex characters.")
+    try:
+        return selectors.trace_detail(project=access.project, trace_id=trace_id.lower())
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+def _annotation_panel() -> str | None:
+    try:
+        get_template(ANNOTATION_PANEL)
+    except TemplateDoesNotExist:
+        return None
+    return ANNOTATION_PANEL
+
+
+@project_page(Role.VIEWER)
+def trace_detail(request: HttpRequest, access: ProjectAccess, trace_id: str) -> HttpResponse:
+    detail = _trace_or_404(access, trace_id)
+    trace = detail.trace
+    tree = selectors.span_tree(trace=trace, spans=detail.spans)
+    selected_id = request.GET.get("span") or trace.root_span_id
+    selected = next((row for row in tree if row.span.span_id == selected_id), tree[0] if tree else None)
+    summary, scores = selectors.trace_scores(project=access.project, trace_id=trace.trace_id)
+
+    form = TraceFilterForm(request.GET)
+    neighbors = None
+    if form.is_valid():
+        neighbors = selectors.trace_neighbors(
+            project=access.project, filters=form.filters(timezone.now()), order=form.cleaned_data["sort"], trace=trace
+        )
+    context = {
+        "trace": trace,
+        "tree": tree,
+        "selected": selected,
+        "score_summary": summary,
+        "scores": scores,
+        "neighbors": neighbors,
+        "filter_query": _filter_query(request),
+        "annotation_panel": _annotation_panel(),
+        "can_annotate": access.can(Role.REVIEWER),
+        "span_total": len(tree),
+        # Time axis of the waterfall: 0, ¼, ½, ¾ of the trace (widths are % of it too).
+        "axis": [(pct, trace.latency_ms * pct / 100) for pct in (0, 25, 50, 75)],
+    }
+    return render(request, "explorer/trace_detail.html", context)
+
+
+@project_page(Role.VIEWER)
+def span_panel(request: HttpRequest, access: ProjectAccess, trace_id: str, span_id: str) -> HttpResponse:
+    """One span's panel, swapped into the trace page by htmx when a row is chosen."""
+    try:
+        span = tracing_selectors.span_get(project=access.project, trace_id=trace_id.lower(), span_id=span_id.lower())
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    trace = tracing_selectors.trace_get(project=access.project, trace_id=trace_id.lower())
+    return render(request, "explorer/_span_panel.html", {"span": span, "trace": trace})
+
+
+# --- sessions and users -------------------------------------------------------------------
+
+
+class WindowForm(forms.Form):
+    """Time range and cursor of the sessions and users lists."""
+
+    range = forms.ChoiceField(choices=[(k, RANGE_LABELS[k]) for k in RANGES if k != "custom"], required=False)
+    cursor = forms.CharField(required=False, max_length=400)
+
+    DEFAULT_RANGE = "7d"  # aggregates scan the window: keep the default one bounded
+
+    def clean_cursor(self) -> tuple[datetime, str] | None:
+        token = self.cleaned_data.get("cursor")
+        if not token:
+            return None
+        try:
+            return selectors.keyset_token_decode(token)
+        except ValueError:
+            raise forms.ValidationError(
+                "This page link is stale or was cut; start again from the first page."
+            ) from None
+
+    def start_from(self, now: datetime) -> datetime | None:
+        delta = RANGES[self.cleaned_data.get("range") or self.DEFAULT_RANGE]
+        return now - delta if delta else None
+
+
+def _group_page(request: HttpRequest, access: ProjectAccess, list_fn: Any, template: str, rows_template: str):
+    form = WindowForm(request.GET)
+    page = selectors.GroupPage(rows=[], next_cursor=None)
+    if form.is_valid():
+        page = list_fn(
+            project=access.project, start_from=form.start_from(timezone.now()), cursor=form.cleaned_data["cursor"]
+        )
+    context = {
+        "form": form,
+        "page": page,
+        "ranges": [(k, RANGE_LABELS[k]) for k in RANGES if k != "custom"],
+        "active_range": (form.cleaned_data.get("range") if form.is_valid() else None) or WindowForm.DEFAULT_RANGE,
+    }
+    if request.htmx and request.GET.get("cursor"):
+        return render(request, rows_template, context)
+    return render(request, template, context)
+
+
+@project_page(Role.VIEWER)
+def session_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    return _group_page(
+        request, access, selectors.sessions_list, "explorer/session_list.html", "explorer/_session_rows.html"
+    )
+
+
+@project_page(Role.VIEWER)
+def session_detail(request: HttpRequest, access: ProjectAccess, session_id: str) -> HttpResponse:
+    try:
+        session = selectors.session_detail(project=access.project, session_id=session_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    scores = selectors.scores_by_trace(project=access.project, trace_ids=[t.trace_id for t in session.turns])
+    turns = [(t, scores.get(t.trace_id)) for t in session.turns]
+    totals = {
+        "cost": sum((t.cost_usd for t in session.turns if t.cost_usd is not None), start=0) if turns else None,
+        "tokens": sum(t.total_tokens for t in session.turns),
+        "duration_ms": (session.turns[-1].end_time - session.turns[0].start_time).total_seconds() * 1000,
+        "users": sorted({t.user_id for t in session.turns if t.user_id}),
+    }
+    return render(request, "explorer/session_detail.html", {"session": session, "turns": turns, "totals": totals})
+
+
+@project_page(Role.VIEWER)
+def user_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    return _group_page(request, access, selectors.users_list, "explorer/user_list.html", "explorer/_user_rows.html")
+
+
+USER_PAGE_TRACES = 25
+USER_PAGE_SESSIONS = 10
+
+
+@project_page(Role.VIEWER)
+def user_detail(request: HttpRequest, access: ProjectAccess, user_id: str) -> HttpResponse:
+    try:
+        summary = selectors.user_summary(project=access.project, user_id=user_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    page = selectors.traces_list(
+        project=access.project, filters=selectors.TraceFilters(user_id=user_id), limit=USER_PAGE_TRACES
+    )
+    scores = selectors.scores_by_trace(project=access.project, trace_ids=[t.trace_id for t in page.traces])
+    sessions = selectors.sessions_list(project=access.project, user_id=user_id, limit=USER_PAGE_SESSIONS)
+    context = {
+        "summary": summary,
+        "rows": [(t, scores.get(t.trace_id)) for t in page.traces],
+        "more_traces": page.next_cursor is not None,
+        "sessions": sessions,
+        "filter_query": urlencode({"user_id": user_id}),
+    }
+    return render(request, "explorer/user_detail.html", context)

@@ -1,0 +1,134 @@
+"""Scores: every judgement of a trace or span (end user, reviewer, evaluator, implicit
+signal or API) is one Score row, so pages and dashboards treat them alike.
+
+Scores reference traces by the OTel trace id (like spans), not by a foreign key:
+feedback may arrive before its trace, and is linked simply by the trace landing.
+Score names that Spyglass itself writes are listed once, in scores/names.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from projects.models import Project
+
+
+class DataType(models.TextChoices):
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    # Free text from an end user ("what went wrong?"): the words are in `comment`.
+    TEXT = "text"
+
+
+class Source(models.TextChoices):
+    END_USER = "end_user"
+    ANNOTATION = "annotation"
+    EVALUATOR = "evaluator"
+    IMPLICIT = "implicit"
+    API = "api"
+
+
+class ScoreConfig(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100)
+    data_type = models.CharField(max_length=16, choices=DataType.choices)
+    min_value = models.FloatField(null=True, blank=True)
+    max_value = models.FloatField(null=True, blank=True)
+    categories = models.JSONField(default=list, blank=True)  # e.g. ["A", "B", "tie"]
+    description = models.TextField(blank=True, default="")
+    is_archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="score_config_unique_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_likert(self) -> bool:
+        """A small integer scale (1–5, 0–10): rendered as buttons with number shortcuts."""
+        return (
+            self.data_type == DataType.NUMERIC
+            and self.min_value is not None
+            and self.max_value is not None
+            and float(self.min_value).is_integer()
+            and float(self.max_value).is_integer()
+            and 0 <= self.max_value - self.min_value <= 10
+        )
+
+    def options(self) -> list[tuple[str, str, str]]:
+        """(form value, label, keyboard key) for the choices a reviewer clicks.
+
+        Keys: the value itself on a Likert scale (1–5), 0/1 for no/yes, and 1..n for
+        categories in their configured order. Empty for open numeric ranges.
+        """
+        if self.data_type == DataType.BOOLEAN:
+            return [("0", "No", "0"), ("1", "Yes", "1")]
+        if self.data_type == DataType.CATEGORICAL:
+            return [(c, c, str(i + 1) if i < 9 else "") for i, c in enumerate(self.categories)]
+        if self.is_likert:
+            low, high = int(self.min_value), int(self.max_value)
+            return [(str(v), str(v), str(v) if 0 <= v <= 9 else "") for v in range(low, high + 1)]
+        return []
+
+
+class Score(models.Model):
+    # Client-suppliable id: re-posting the same id updates instead of duplicating.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16, null=True, blank=True)
+    name = models.CharField(max_length=100)
+    value = models.FloatField(null=True, blank=True)  # numeric and boolean (0/1)
+    string_value = models.CharField(max_length=200, null=True, blank=True)  # categorical label
+    data_type = models.CharField(max_length=16, choices=DataType.choices)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    config = models.ForeignKey(ScoreConfig, null=True, blank=True, on_delete=models.SET_NULL)
+    # The annotation queue a reviewer was working when giving this score (exports,
+    # agreement). An id, not a foreign key: annotation sits above scores, and scores
+    # must not depend on it.
+    queue_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    comment = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # One judgement per reviewer, target and config: annotating again (from the
+            # trace page or another queue) updates it, so agreement never counts a
+            # reviewer twice.
+            models.UniqueConstraint(
+                fields=["project", "trace_id", "span_id", "name", "author"],
+                condition=Q(source="annotation"),
+                nulls_distinct=False,
+                name="score_one_annotation_per_author",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "trace_id"], name="score_project_trace"),
+            models.Index(fields=["project", "name", "-created_at"], name="score_project_name_time"),
+            models.Index(fields=["project", "source", "name"], name="score_project_source"),
+            models.Index(fields=["project", "-created_at", "-id"], name="score_project_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.display_value}"
+
+    @property
+    def display_value(self) -> str:
+        if self.data_type == DataType.BOOLEAN and self.value is not None:
+            return "yes" if self.value >= 0.5 else "no"
+        if self.string_value is not None:
+            return self.string_value
+        if self.value is None:
+            return ""
+        return f"{self.value:g}"

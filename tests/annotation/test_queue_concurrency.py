@@ -1,0 +1,106 @@
+"""Two reviewers claiming at the same time never get the same item (services.queue_claim_next).
+
+Real concurrency: each thread has its own database connection and transactions, so
+the row locks (FOR UPDATE SKIP LOCKED) and the re-check under the lock are exercised
+for real. Needs committed data, hence transactional_db.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from annotation.models import QueueItem, QueueReview, ReviewStatus
+from annotation.services import queue_claim_next, queue_create, queue_item_submit
+from tests.factories import TraceFactory
+from tests.helpers import config
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def build_queue(world, n: int, reviews_per_item: int):
+    # Factory rows, not spans_ingest: ingest enqueues Celery scoring after commit, and
+    # these committed transactions would push messages to the shared broker.
+    traces = [TraceFactory(project=world.project) for _ in range(n)]
+    return queue_create(
+        project=world.project,
+        name="race",
+        created_by=world.owner,
+        items=[(t.trace_id, None) for t in traces],
+        config_ids=[config(world.project, "helpfulness").pk],
+        reviews_per_item=reviews_per_item,
+    )
+
+
+def work_in_parallel(queue, reviewers) -> dict[str, list[int]]:
+    """Each reviewer claims and submits until the queue has nothing left for them."""
+    done: dict[str, list[int]] = {r.username: [] for r in reviewers}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(reviewers))
+    helpfulness = config(queue.project, "helpfulness").pk
+
+    def run(reviewer):
+        try:
+            barrier.wait()
+            while (item := queue_claim_next(queue=queue, reviewer=reviewer)) is not None:
+                queue_item_submit(queue=queue, item_id=item.pk, reviewer=reviewer, values={helpfulness: "3"})
+                done[reviewer.username].append(item.position)
+        except BaseException as exc:  # surfaced in the main thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in reviewers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    return done
+
+
+def test_two_reviewers_never_claim_the_same_item(world):
+    queue = build_queue(world, 40, reviews_per_item=1)
+
+    done = work_in_parallel(queue, [world.reviewer, world.member])
+
+    everything = done["reviewer"] + done["member"]
+    assert sorted(everything) == list(range(1, 41))  # each item exactly once
+    assert done["reviewer"] and done["member"]  # both actually worked
+    assert set(QueueItem.objects.filter(queue=queue).values_list("done_count", flat=True)) == {1}
+
+
+def test_simultaneous_first_claims_get_different_items(world):
+    queue = build_queue(world, 2, reviews_per_item=1)
+    claimed: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def claim(reviewer):
+        barrier.wait()
+        try:
+            claimed.append(queue_claim_next(queue=queue, reviewer=reviewer).position)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim, args=(r,)) for r in (world.reviewer, world.member)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert sorted(claimed) == [1, 2]
+
+
+def test_three_reviewers_with_two_reviews_per_item(world):
+    queue = build_queue(world, 15, reviews_per_item=2)
+
+    done = work_in_parallel(queue, [world.reviewer, world.member, world.owner])
+
+    per_item = Counter(p for positions in done.values() for p in positions)
+    assert per_item == {p: 2 for p in range(1, 16)}  # every item reviewed exactly twice
+    for positions in done.values():
+        assert len(positions) == len(set(positions))  # never the same item twice by one person
+    assert not QueueReview.objects.filter(status=ReviewStatus.CLAIMED).exists()
