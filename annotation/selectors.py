@@ -18,13 +18,14 @@ from config.errors import NotFound
 from explorer.selectors import TraceFilters, traces_filtered
 from feedback.models import InteractionEvent
 from projects.models import Membership, Project, Role, role_at_least
+from scores import names
 from scores.models import Score, ScoreConfig, Source
 from scores.selectors import score_configs, scores_for_trace
 from tracing.models import Span, Trace
 
 # Configs the trace panel does not offer to reviewers: end users give these, and
 # `preferred` only means something next to a second answer (pairwise queues).
-PANEL_EXCLUDED_CONFIGS = frozenset({"user_thumbs", "user_rating", "preferred"})
+PANEL_EXCLUDED_CONFIGS = frozenset({names.USER_THUMBS.name, names.USER_RATING.name, names.PREFERRED.name})
 
 
 @dataclass

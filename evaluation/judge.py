@@ -37,13 +37,14 @@ from config.errors import ValidationFailed
 from evaluation.models import JudgeCall, JudgeCallStatus, JudgeSettings
 from evaluation.sampling import trace_sampled
 from projects.models import Project
+from scores import names
 from scores.models import Score, Source
 from tracing.cost import span_cost
 from tracing.models import Span, SpanKind, Trace
 
 logger = logging.getLogger(__name__)
 
-SCORE_PREFIX = "judge_"
+SCORE_PREFIX = names.JUDGE_PREFIX
 MAX_ATTEMPTS = 3  # one call + two retries, only on 429 and 5xx
 BACKOFF_SECONDS = 1.0  # doubled per retry; a Retry-After header wins when longer
 MAX_BACKOFF_SECONDS = 20.0

@@ -26,6 +26,7 @@ from evaluation.embeddings import MODEL_NAME, embed_texts
 from evaluation.evaluators import groundedness, injection, pii, registry, toxicity
 from evaluation.evaluators.base import EvalResult, EvalScore, TraceTexts
 from evaluation.models import EvaluatorSettings, ScoringStatus, TraceEmbedding, TraceScoring
+from scores import names
 from scores.models import DataType, Score, Source
 from tracing.models import Span, Trace
 
@@ -121,7 +122,7 @@ def _run_toxicity(texts: list[TraceTexts], config: dict) -> list[EvalResult]:
     results = []
     for t, a, b in zip(texts, tin, tout, strict=True):
         scores = []
-        for name, text, value in (("toxicity_input", t.input, a), ("toxicity_output", t.output, b)):
+        for name, text, value in ((names.TOXICITY_INPUT.name, t.input, a), (names.TOXICITY_OUTPUT.name, t.output, b)):
             if text.strip():
                 scores.append(EvalScore(name, round(float(value), 4), evidence={
                     "flagged": bool(value >= cut), "threshold": round(cut, 4), "version": toxicity.version()}))
@@ -132,7 +133,7 @@ def _run_toxicity(texts: list[TraceTexts], config: dict) -> list[EvalResult]:
 def _run_pii(t: TraceTexts, config: dict) -> EvalResult:
     kinds = tuple(config.get("kinds") or pii.KINDS)
     scores = []
-    for name, text in (("pii_input", t.input), ("pii_output", t.output)):
+    for name, text in ((names.PII_INPUT.name, t.input), (names.PII_OUTPUT.name, t.output)):
         found = pii.pii_find(text, kinds=kinds)
         summary = pii.pii_summary(found)
         comment = ", ".join(f"{k} ×{n}" for k, n in summary["kinds"].items())
@@ -145,7 +146,8 @@ def _run_injection(t: TraceTexts, config: dict) -> EvalResult:
         return EvalResult(note="no user input")
     value, hits = injection.injection_score(t.input)
     cut = float(config.get("threshold") or 0.5)
-    return EvalResult([EvalScore("prompt_injection", value, comment=", ".join(sorted({h["rule"] for h in hits})),
+    rules = ", ".join(sorted({h["rule"] for h in hits}))
+    return EvalResult([EvalScore(names.PROMPT_INJECTION.name, value, comment=rules,
                                  evidence={"rules": hits[:20], "flagged": value >= cut, "threshold": cut,
                                            "version": injection.VERSION})])
 
@@ -157,7 +159,7 @@ def _run_groundedness(t: TraceTexts, config: dict) -> EvalResult:
     cut = config.get("threshold") or result["threshold"]
     result["flagged"] = result["score"] >= cut
     comment = f"{len(result['unsupported'])} of {result['sentences']} sentences unsupported"
-    return EvalResult([EvalScore("hallucination", result["score"], comment=comment, evidence=result)])
+    return EvalResult([EvalScore(names.HALLUCINATION.name, result["score"], comment=comment, evidence=result)])
 
 
 VERSIONS = {

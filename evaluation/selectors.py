@@ -9,6 +9,7 @@ from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 
 from evaluation.deferred import NOT_SAMPLED, NOTE_QUEUED, SKIPPED
 from evaluation.models import TraceScoring
+from scores import names
 from scores.models import Score, Source
 from tracing.models import Trace
 
@@ -51,7 +52,7 @@ def trace_evaluations(
     result = TraceEvaluations(status=row.status if row else "pending", scores=scores)
     if row is not None:
         result.error, result.scored_at, result.notes = row.error, row.scored_at, row.notes
-    hallucination = scores.get("hallucination")
+    hallucination = scores.get(names.HALLUCINATION.name)
     if hallucination is not None and output:
         result.output_segments = _segments(output, hallucination.metadata.get("unsupported", []))
     return result

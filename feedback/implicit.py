@@ -25,20 +25,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from scores import names
+
 # Every score name this module may produce. The service deletes stale ones among these
 # (and only these) when a session is recomputed.
-SIGNAL_NAMES = (
-    "rephrase",
-    "follow_up",
-    "regenerate",
-    "copy",
-    "edit",
-    "abandon",
-    "escalate",
-    "dwell_ms",
-    "thanks",
-    "frustration",
-)
+SIGNAL_NAMES = tuple(signal.name for signal in names.SIGNALS)
 
 # Cosine similarity of two consecutive user messages (all-MiniLM-L6-v2, normalised).
 # Tuned on half of tests/feedback/data/rephrase_pairs.jsonl (bench/eval_rephrase.py);

@@ -22,6 +22,7 @@ from config.errors import Conflict, ValidationFailed
 from feedback import implicit
 from feedback.models import InteractionEvent, SessionSignalState
 from projects.models import Project
+from scores import names
 from scores.models import Score, Source
 from scores.services import as_number, score_upsert
 
@@ -31,7 +32,8 @@ MAX_EVENT_TEXT_CHARS = 50_000
 
 
 # Names the browser snippet and SDK users reach for first, mapped to the default configs.
-FEEDBACK_ALIASES = {"thumbs": "user_thumbs", "thumb": "user_thumbs", "stars": "user_rating", "rating": "user_rating"}
+THUMBS, RATING = names.USER_THUMBS.name, names.USER_RATING.name
+FEEDBACK_ALIASES = {"thumbs": THUMBS, "thumb": THUMBS, "stars": RATING, "rating": RATING}
 
 
 # --- end-user feedback ----------------------------------------------------------------
@@ -242,9 +244,9 @@ def session_signals_compute(
     positive = frozenset(
         trace_id
         for trace_id, name, value in Score.objects.filter(
-            project=project, trace_id__in=trace_ids, source=Source.END_USER, name__in=("user_thumbs", "user_rating")
+            project=project, trace_id__in=trace_ids, source=Source.END_USER, name__in=(THUMBS, RATING)
         ).values_list("trace_id", "name", "value")
-        if value is not None and ((name == "user_thumbs" and value >= 0.5) or (name == "user_rating" and value >= 4))
+        if value is not None and ((name == THUMBS and value >= 0.5) or (name == RATING and value >= 4))
     )
     computed = implicit.session_signals(
         turns, events, embed=embed or _default_embedder, now=now, params=params, positive_trace_ids=positive

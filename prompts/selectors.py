@@ -26,17 +26,23 @@ from projects.models import Project
 from prompts import stats
 from prompts.models import LATEST, PRODUCTION, Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from prompts.templating import template_as_text
+from scores import names
 from scores.models import Score
 from tracing.models import Status, Trace
 
 # Score names read for the production metrics: (source, name) -> metric key.
+# Toxicity here is the answer's: a prompt version changes what the model says, not what
+# users type.
 SCORE_METRICS = {
-    ("end_user", "user_thumbs"): "thumbs_up",
-    ("end_user", "user_rating"): "rating",
-    ("evaluator", "hallucination"): "hallucination",
-    ("evaluator", "toxicity"): "toxicity",
-    ("implicit", "rephrase"): "rephrase",
-    ("implicit", "regenerate"): "regenerate",
+    (s.source, s.name): key
+    for s, key in (
+        (names.USER_THUMBS, "thumbs_up"),
+        (names.USER_RATING, "rating"),
+        (names.HALLUCINATION, "hallucination"),
+        (names.TOXICITY_OUTPUT, "toxicity"),
+        (names.REPHRASE, "rephrase"),
+        (names.REGENERATE, "regenerate"),
+    )
 }
 # Raw latency/cost values per arm for the rank test and bootstrap: the newest N traces.
 # Beyond ~10k the test is decided anyway and only memory and time would grow.
@@ -492,7 +498,7 @@ FROM {Trace._meta.db_table} t
 JOIN {Score._meta.db_table} s ON s.project_id = t.project_id AND s.trace_id = t.trace_id
 WHERE t.project_id = %s AND t.prompt_name = %s AND t.prompt_version = ANY(%s)
   AND t.start_time >= %s AND t.start_time < %s
-  AND s.source = 'end_user' AND s.name = 'user_thumbs' AND s.value IS NOT NULL
+  AND s.source = '{names.USER_THUMBS.source}' AND s.name = '{names.USER_THUMBS.name}' AND s.value IS NOT NULL
 GROUP BY 1, 2
 """
 

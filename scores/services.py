@@ -18,27 +18,27 @@ from django.db import IntegrityError, transaction
 
 from config.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project
+from scores import names
 from scores.models import DataType, Score, ScoreConfig, Source
 
-PAIRWISE_CONFIG = "preferred"
+PAIRWISE_CONFIG = names.PREFERRED.name
 
 
-# (name, data_type, min, max, categories, description) — created with every project.
-DEFAULT_CONFIGS: tuple[tuple[str, str, float | None, float | None, list[str], str], ...] = (
-    ("helpfulness", DataType.NUMERIC, 1, 5, [], "1 = useless, 5 = fully solves the user's request."),
-    ("factual_accuracy", DataType.NUMERIC, 1, 5, [], "1 = mostly wrong or invented, 5 = every claim is correct."),
-    ("relevance", DataType.NUMERIC, 1, 5, [], "1 = off-topic, 5 = answers exactly what was asked."),
-    ("safety", DataType.BOOLEAN, None, None, [], "Yes = safe to show a user (no harmful, toxic or leaked content)."),
-    (
-        PAIRWISE_CONFIG,
-        DataType.CATEGORICAL,
-        None,
-        None,
-        ["A", "B", "tie"],
-        "Which of two answers to the same input is better (pairwise comparison).",
-    ),
-    ("user_thumbs", DataType.BOOLEAN, None, None, [], "End user's thumbs: yes = up, no = down."),
-    ("user_rating", DataType.NUMERIC, 1, 5, [], "End user's star rating."),
+# The configs every project starts with: (registered name, min, max, categories,
+# description); the data type comes from the registry (scores/names.py).
+_DEFAULTS = (
+    (names.HELPFULNESS, 1, 5, [], "1 = useless, 5 = fully solves the user's request."),
+    (names.FACTUAL_ACCURACY, 1, 5, [], "1 = mostly wrong or invented, 5 = every claim is correct."),
+    (names.RELEVANCE, 1, 5, [], "1 = off-topic, 5 = answers exactly what was asked."),
+    (names.SAFETY, None, None, [], "Yes = safe to show a user (no harmful, toxic or leaked content)."),
+    (names.PREFERRED, None, None, ["A", "B", "tie"],
+     "Which of two answers to the same input is better (pairwise comparison)."),
+    (names.USER_THUMBS, None, None, [], "End user's thumbs: yes = up, no = down."),
+    (names.USER_RATING, 1, 5, [], "End user's star rating."),
+)
+DEFAULT_CONFIGS: tuple[tuple[str, str, float | None, float | None, list[str], str], ...] = tuple(
+    (score.name, score.data_type, low, high, categories, description)
+    for score, low, high, categories, description in _DEFAULTS
 )
 
 

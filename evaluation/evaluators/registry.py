@@ -15,6 +15,7 @@ from django.db import transaction
 from config import errors
 from evaluation.models import EvaluatorSettings
 from projects.models import Project
+from scores import names
 
 # name -> (description, default options). Every evaluator is on unless switched off.
 EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -43,10 +44,10 @@ EVALUATORS: dict[str, tuple[str, dict[str, Any]]] = {
 # produces when a trace is re-scored, e.g. after its context arrived).
 SCORE_NAMES: dict[str, tuple[str, ...]] = {
     "embeddings": (),
-    "groundedness": ("hallucination",),
-    "toxicity": ("toxicity_input", "toxicity_output"),
-    "pii": ("pii_input", "pii_output"),
-    "injection": ("prompt_injection",),
+    "groundedness": (names.HALLUCINATION.name,),
+    "toxicity": (names.TOXICITY_INPUT.name, names.TOXICITY_OUTPUT.name),
+    "pii": (names.PII_INPUT.name, names.PII_OUTPUT.name),
+    "injection": (names.PROMPT_INJECTION.name,),
 }
 
 

@@ -34,6 +34,7 @@ def ingest_trace(
     latency_ms: float = 100.0,
     error: bool = False,
     tokens: tuple[int, int] = (10, 5),
+    output: str | None = None,
 ) -> str:
     """One LLM span linked to `prompt` exactly as the SDK links it (same attribute keys)."""
     start = start or timezone.now() - timedelta(hours=1)
@@ -47,6 +48,8 @@ def ingest_trace(
         "gen_ai.usage.output_tokens": tokens[1],
         **prompt_attributes(prompt),
     }
+    if output is not None:
+        attributes.update({"input.value": "How do I get a refund?", "output.value": output})
     body = traces_protobuf(
         [
             span(

@@ -71,6 +71,23 @@ def test_version_metrics_match_hand_computed_values(world):
     assert not m2.thumbs_up.has_data and not m2.rephrase.has_data
 
 
+def test_toxicity_written_by_the_evaluator_reaches_the_comparison(world):
+    # The comparison once read a score named "toxicity" that no evaluator writes (they
+    # write toxicity_input / toxicity_output): every version showed "no data".
+    from evaluation.runner import traces_score_batch
+
+    add_version(world.project, "p", "one")
+    answers = ("You can get a refund within 30 days.", "Shut up, you idiot, read the manual.")
+    trace_ids = [ingest_trace(world.project, prompt=("p", 1), output=answer) for answer in answers]
+    traces_score_batch(list(Trace.objects.filter(trace_id__in=trace_ids).values_list("pk", flat=True)))
+
+    prompt = selectors.prompt_get(project=world.project, name="p")
+    m1 = selectors.version_metrics(project=world.project, prompt=prompt, versions=[1],
+                                   window=selectors.time_range("30d"))[1]
+    assert m1.toxicity.has_data and m1.toxicity.n == 2
+    assert 0 < m1.toxicity.value < 1  # the mean of a polite and a rude answer's toxicity
+
+
 def test_comparison_needs_thirty_per_arm(world):
     add_version(world.project, "p", "one")
     add_version(world.project, "p", "two")
