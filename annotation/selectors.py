@@ -10,12 +10,12 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, F, Q
 from django.db.models.functions import MD5
 
 from annotation.models import AnnotationQueue, Comment, QueueItem, QueueReview, ReviewStatus
 from config.errors import NotFound
-from explorer.selectors import TraceFilters, traces_filtered
+from explorer.filters import TraceFilter
 from feedback.models import InteractionEvent
 from projects.models import Membership, Project, Role, role_at_least
 from scores import names
@@ -92,36 +92,16 @@ def trace_feedback(
     )
 
 
-@dataclass(frozen=True)
-class ScoreCondition:
-    """'traces having a score <name> <op> <value>' (e.g. user_thumbs = 0, hallucination > 0.5)."""
-
-    name: str
-    op: str  # one of OPS
-    value: float
-
-    OPS = ("=", "!=", ">", ">=", "<", "<=")
-
-    def q(self) -> Q:
-        lookup = {"=": "value", ">": "value__gt", ">=": "value__gte", "<": "value__lt", "<=": "value__lte"}
-        if self.op == "!=":
-            return Q(name=self.name) & ~Q(value=self.value)
-        return Q(name=self.name, **{lookup[self.op]: self.value})
-
-
 def queue_candidates(
     *,
     project: Project,
-    filters: TraceFilters,
-    score: ScoreCondition | None = None,
+    filters: TraceFilter,
     sample: str = "newest",
     limit: int = 50,
 ) -> list[str]:
-    """Trace ids for a new queue: the trace filter, optionally "has a score …", newest
-    first or a uniform random sample of `limit`."""
-    qs = traces_filtered(project, filters)
-    if score is not None:
-        qs = qs.filter(Exists(Score.objects.filter(score.q(), project=project, trace_id=OuterRef("trace_id"))))
+    """Trace ids for a new queue: the explorer's trace filter (score conditions
+    included), newest first or a uniform random sample of `limit`."""
+    qs = filters.apply(project)
     qs = qs.order_by("?") if sample == "random" else qs.order_by("-start_time", "-id")
     return list(qs.values_list("trace_id", flat=True)[:limit])
 
@@ -132,7 +112,7 @@ PAIR_FIELDS = ("prompt_version", "model", "release", "environment", "name")
 def queue_pair_candidates(
     *,
     project: Project,
-    filters: TraceFilters,
+    filters: TraceFilter,
     split_field: str,
     value_a: str,
     value_b: str,
@@ -142,7 +122,7 @@ def queue_pair_candidates(
     value_b (e.g. two prompt versions); the newest trace of each side per input."""
     if split_field not in PAIR_FIELDS:
         raise ValueError(f"split_field must be one of {', '.join(PAIR_FIELDS)}")
-    base = traces_filtered(project, filters).exclude(input__isnull=True).exclude(input="")
+    base = filters.apply(project).exclude(input__isnull=True).exclude(input="")
     # Compare inputs by hash: inputs can be megabytes; equality on md5 is index-free
     # but ships 32 characters per row instead of the whole text.
     side_a = (

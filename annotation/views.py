@@ -7,7 +7,6 @@ import csv
 import io
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from functools import wraps
 from typing import Any
 
@@ -15,15 +14,14 @@ import orjson
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import agreement, selectors, services
 from annotation.models import AnnotationQueue, QueueMode
 from config import errors
-from explorer.selectors import TraceFilters
+from explorer.filters import FilterError, TraceFilter
 from projects.auth import ProjectAccess
 from projects.models import Role
 from projects.pages import project_page
@@ -198,9 +196,6 @@ def queue_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     )
 
 
-SCORE_OPS = [(op, op) for op in selectors.ScoreCondition.OPS]
-
-
 class QueueForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
@@ -208,16 +203,13 @@ class QueueForm(forms.Form):
     configs = forms.TypedMultipleChoiceField(coerce=int, required=False, widget=forms.CheckboxSelectMultiple)
     assignees = forms.TypedMultipleChoiceField(coerce=int, required=False, widget=forms.CheckboxSelectMultiple)
     reviews_per_item = forms.IntegerField(min_value=1, max_value=10, initial=1)
-    # The trace filter (same meaning as the trace list's filters).
-    days = forms.IntegerField(required=False, min_value=1, max_value=3650, label="Last N days")
-    trace_name = forms.CharField(required=False, max_length=512, label="Trace name")
-    model = forms.CharField(required=False, max_length=256)
-    environment = forms.CharField(required=False, max_length=128)
-    user_id = forms.CharField(required=False, max_length=256, label="User id")
-    tag = forms.CharField(required=False, max_length=200)
-    score_name = forms.CharField(required=False, max_length=100, label="Has score")
-    score_op = forms.ChoiceField(choices=SCORE_OPS, required=False, initial=">")
-    score_value = forms.FloatField(required=False)
+    # Which traces: the trace explorer's filter, written as its query string (the same
+    # language as the explorer URL and the API; explorer/filters.py).
+    traces = forms.CharField(
+        required=False, max_length=4000, label="Trace filter",
+        widget=forms.TextInput(attrs={"placeholder": "range=7d&score=user_thumbs=0", "class": "grow"}),
+        help_text="The explorer's query string; empty = every trace.",
+    )
     sample = forms.ChoiceField(choices=[("newest", "Newest first"), ("random", "Random sample")], initial="newest")
     size = forms.IntegerField(min_value=1, max_value=services.MAX_QUEUE_ITEMS, initial=50, label="Number of items")
     # Pairwise: two traces with the same input that differ in one field.
@@ -233,11 +225,18 @@ class QueueForm(forms.Form):
         self.fields["assignees"].choices = [(u.pk, u.get_username()) for u in reviewers]
         self.config_objects = {c.pk: c for c in configs}
 
+    def clean_traces(self) -> TraceFilter:
+        text = self.cleaned_data.get("traces", "").strip().lstrip("?")
+        try:
+            trace_filter = TraceFilter.parse(QueryDict(text), aliases=True)
+        except FilterError as exc:
+            raise forms.ValidationError(exc.message) from None
+        if trace_filter.search_mode == "semantic":
+            raise forms.ValidationError("mode=semantic ranks traces rather than filtering them; use words (mode=text).")
+        return trace_filter
+
     def clean(self) -> dict[str, Any]:
         d = super().clean()
-        score_parts = [d.get("score_name"), d.get("score_value")]
-        if any(p not in (None, "") for p in score_parts) and any(p in (None, "") for p in score_parts):
-            self.add_error("score_value", "Give both a score name and a value, or neither.")
         if d.get("mode") == QueueMode.PAIRWISE:
             if not d.get("value_a") or not d.get("value_b"):
                 self.add_error("value_b", "Pairwise queues compare two values of the split field.")
@@ -247,28 +246,13 @@ class QueueForm(forms.Form):
             self.add_error("configs", "Choose at least one score config.")
         return d
 
-    def trace_filters(self) -> TraceFilters:
-        d = self.cleaned_data
-        return TraceFilters(
-            start_from=timezone.now() - timedelta(days=d["days"]) if d.get("days") else None,
-            name=d.get("trace_name") or None,
-            model=d.get("model") or None,
-            environment=d.get("environment") or None,
-            user_id=d.get("user_id") or None,
-            tags=(d["tag"],) if d.get("tag") else (),
-        )
-
     def describe(self) -> dict[str, Any]:
-        """What the queue was built from, kept on the queue for its page."""
-        keep = ("days", "trace_name", "model", "environment", "user_id", "tag", "score_name", "score_op",
-                "score_value", "sample", "size", "split_field", "value_a", "value_b")  # fmt: skip
+        """What the queue was built from, kept on the queue for its page: the filter (in
+        the explorer's parameters), how many, and the pairwise split."""
         d = self.cleaned_data
-        described = {k: d[k] for k in keep if d.get(k) not in (None, "")}
-        if not described.get("score_name"):
-            described.pop("score_op", None)
-        if d.get("mode") != QueueMode.PAIRWISE:
-            for k in ("split_field", "value_a", "value_b"):
-                described.pop(k, None)
+        described: dict[str, Any] = {**d["traces"].as_dict(), "sample": d["sample"], "size": d["size"]}
+        if d.get("mode") == QueueMode.PAIRWISE:
+            described.update({k: d[k] for k in ("split_field", "value_a", "value_b")})
         return described
 
 
@@ -277,13 +261,16 @@ class QueueForm(forms.Form):
 def queue_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     configs = list(selectors.score_configs(project=access.project))
     reviewers = selectors.queue_reviewer_candidates(project=access.project)
-    form = QueueForm(request.POST or None, configs=configs, reviewers=reviewers)
+    # From the explorer ("Review these traces"): its query string pre-fills the filter
+    # (validated, like anything typed there, when the form is sent).
+    form = QueueForm(request.POST or None, configs=configs, reviewers=reviewers,
+                     initial={"traces": request.GET.urlencode()})
     if request.method == "POST" and form.is_valid():
         d = form.cleaned_data
         if d["mode"] == QueueMode.PAIRWISE:
             pairs = selectors.queue_pair_candidates(
                 project=access.project,
-                filters=form.trace_filters(),
+                filters=d["traces"],
                 split_field=d["split_field"] or "prompt_version",
                 value_a=d["value_a"],
                 value_b=d["value_b"],
@@ -291,17 +278,10 @@ def queue_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             )
             items: list[tuple[str, str | None]] = list(pairs)
         else:
-            score = None
-            if d.get("score_name"):
-                score = selectors.ScoreCondition(d["score_name"], d.get("score_op") or "=", d["score_value"])
             items = [
                 (tid, None)
                 for tid in selectors.queue_candidates(
-                    project=access.project,
-                    filters=form.trace_filters(),
-                    score=score,
-                    sample=d["sample"],
-                    limit=d["size"],
+                    project=access.project, filters=d["traces"], sample=d["sample"], limit=d["size"]
                 )
             ]
         try:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Left
 
 from config import keyset
 from config.errors import NotFound
+from explorer.filters import TraceFilter
 from projects.models import Project
+from scores import names
+from scores.models import Score, ScoreConfig
 from tracing.models import Span, Trace
 
 # How much of a trace's input/output the list returns. One character more is fetched so
@@ -24,31 +25,8 @@ PREVIEW_CHARS = 500
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 500
 
-# A JSON number exactly as JSON spells it; Python's int()/float() would also accept
-# "1_000", "nan" or " 7 ", none of which jsonb could ever contain.
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 
 
-@dataclass(frozen=True)
-class TraceFilters:
-    """Validated filters of the trace list; None / empty means "don't filter"."""
-
-    start_from: datetime | None = None  # inclusive
-    start_to: datetime | None = None  # exclusive
-    session_id: str | None = None
-    user_id: str | None = None
-    model: str | None = None
-    environment: str | None = None
-    status: str | None = None
-    name: str | None = None
-    tags: tuple[str, ...] = ()
-    metadata: dict[str, str] = field(default_factory=dict)
-    # Explorer filters (the web UI; the API does not expose them yet).
-    search: str | None = None  # words or a phrase in the trace's input/output
-    score_name: str | None = None  # traces having a score of this name...
-    score_min: float | None = None  # ...with value >= score_min
-    score_max: float | None = None  # ...and value <= score_max
-    has_feedback: bool | None = None  # True: some end-user feedback; False: none
 
 
 @dataclass(frozen=True)
@@ -81,139 +59,15 @@ class TraceDetail:
     scores: list[Any]
 
 
-def metadata_candidates(value: str) -> list[Any]:
-    """The JSON values a `metadata.<key>=<value>` query string may stand for.
-
-    Query strings carry only text, while metadata values are typed JSON: `?metadata.
-    retries=3` should find {"retries": 3} as well as {"retries": "3"}. The string always
-    matches; a JSON number also matches as that number, `true`/`false` as booleans.
-    `null` matches only the string "null", so a typo can't turn into "key is missing".
-    """
-    candidates: list[Any] = [value]
-    if _JSON_NUMBER.fullmatch(value):
-        number = float(value)
-        # jsonb compares numbers by value (3 = 3.0), but keep ints as ints so huge
-        # integers are not rounded through a float.
-        candidates.append(int(value) if re.fullmatch(r"-?\d+", value) else number)
-    elif value in ("true", "false"):
-        candidates.append(value == "true")
-    return candidates
 
 
-def traces_filtered(project: Project, filters: TraceFilters) -> QuerySet[Trace]:
-    """The project's traces matching `filters`, unordered: the one place filters become SQL."""
-    qs = Trace.objects.filter(project=project)
-    if filters.start_from is not None:
-        qs = qs.filter(start_time__gte=filters.start_from)
-    if filters.start_to is not None:
-        qs = qs.filter(start_time__lt=filters.start_to)
-    exact = {
-        "session_id": filters.session_id,
-        "user_id": filters.user_id,
-        "model": filters.model,
-        "environment": filters.environment,
-        "status": filters.status,
-        "name": filters.name,
-    }
-    qs = qs.filter(**{column: value for column, value in exact.items() if value is not None})
-    if filters.tags:
-        # `@>` on the array: served by the GIN index trace_tags_gin.
-        qs = qs.filter(tags__contains=list(filters.tags))
-    for key, value in filters.metadata.items():
-        # One `@>` per candidate type, OR-ed: each is served by the jsonb_path_ops GIN
-        # index (a `metadata->>key = value` comparison would not be).
-        match = Q()
-        for candidate in metadata_candidates(value):
-            match |= Q(metadata__contains={key: candidate})
-        qs = qs.filter(match)
-    if filters.search:
-        qs = qs.filter(search_condition(filters.search))
-    if filters.score_name or filters.score_min is not None or filters.score_max is not None:
-        qs = qs.filter(Exists(_scores_matching(project, filters)))
-    if filters.has_feedback is not None:
-        from scores.models import Source
-
-        feedback = _score_model().objects.filter(
-            project=project, trace_id=OuterRef("trace_id"), source=Source.END_USER
-        )
-        qs = qs.filter(Exists(feedback) if filters.has_feedback else ~Exists(feedback))
-    return qs
 
 
-def _score_model():
-    # Imported late: feedback.selectors imports this module, and scores are an
-    # optional neighbour of traces rather than part of them.
-    from scores.models import Score
-
-    return Score
 
 
-def _scores_matching(project: Project, filters: TraceFilters) -> QuerySet:
-    """Scores of the outer trace satisfying the score filter (name and value range).
-
-    Served per trace by the index score_project_trace; a range with no name matches any
-    score in the range.
-    """
-    scores = _score_model().objects.filter(project=project, trace_id=OuterRef("trace_id"))
-    if filters.score_name:
-        scores = scores.filter(name=filters.score_name)
-    if filters.score_min is not None:
-        scores = scores.filter(value__gte=filters.score_min)
-    if filters.score_max is not None:
-        scores = scores.filter(value__lte=filters.score_max)
-    return scores
 
 
 # --- full-text search -------------------------------------------------------------------
-
-# Scripts written without spaces between words. The 'simple' text-search parser turns a
-# run of them into one lexeme ("東京の天気は晴れです" is a single token), so a word inside
-# can't be found through the tsvector; for queries in these scripts we match substrings.
-_UNSPACED_SCRIPT = re.compile(
-    "[\u0e00-\u0eff"  # Thai, Lao
-    "\u1000-\u109f"  # Myanmar
-    "\u1780-\u17ff"  # Khmer
-    "\u3040-\u30ff"  # Hiragana, Katakana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
-    "\uac00-\ud7af"  # Hangul (particles attach to words, so prefixes miss)
-    "\uff66-\uff9f]"  # half-width Katakana
-)
-# What the 'simple' parser treats as word characters, near enough: letters and digits
-# of any script. The underscore splits words there too.
-_WORD = re.compile(r"[^\W_]+")
-SEARCH_MAX_WORDS = 16
-
-# The indexed document (migration 0004): keep these two in step.
-SEARCH_DOCUMENT = 'tracing_search_document("tracing_trace"."input", "tracing_trace"."output")'
-
-
-def search_mode(text: str) -> str:
-    """'words' (indexed full-text search) or 'substring' (scan) for a search text."""
-    return "substring" if _UNSPACED_SCRIPT.search(text) else "words"
-
-
-def search_condition(text: str) -> Q | RawSQL:
-    """A filter for traces whose input or output contains `text`.
-
-    Words mode: every word must occur as a word prefix ("refund" finds "refunds"), in
-    any order, case-insensitively, through the GIN index trace_search_gin. No stemming,
-    so the result does not depend on guessing the language of each trace.
-    Substring mode (scripts without spaces): case-insensitive substring of the input or
-    output. Unindexed, but the list walks traces newest first and stops at one page of
-    matches, so frequent terms are fast; a rare term within a wide time range scans it.
-    """
-    text = text.strip()
-    if search_mode(text) == "substring":
-        return Q(input__icontains=text) | Q(output__icontains=text)
-    words = _WORD.findall(text)[:SEARCH_MAX_WORDS]
-    if not words:
-        # Only punctuation: nothing can match a word search; fall back to the substring.
-        return Q(input__icontains=text) | Q(output__icontains=text)
-    # Words contain only letters/digits, so quoting them cannot break the tsquery syntax.
-    query = " & ".join(f"'{word}':*" for word in words)
-    return RawSQL(
-        f"{SEARCH_DOCUMENT} @@ to_tsquery('simple'::regconfig, %s)", (query,), output_field=BooleanField()
-    )
 
 
 # --- semantic search (pgvector) ---------------------------------------------------------
@@ -256,7 +110,7 @@ def _nearest_trace_ids(*, project: Project, vector, exclude: str | None, limit: 
 
 
 def traces_semantic_search(
-    *, project: Project, text: str, filters: TraceFilters, limit: int = 20
+    *, project: Project, text: str, filters: TraceFilter, limit: int = 20
 ) -> list[Trace] | None:
     """The `limit` traces nearest in meaning to `text` (within `filters`), or None when
     the project has no embeddings yet.
@@ -272,7 +126,7 @@ def traces_semantic_search(
     vector = embed_texts([text])[0]
     ids = _nearest_trace_ids(project=project, vector=vector, exclude=None, limit=SEMANTIC_CANDIDATES)
     rank = {t: i for i, t in enumerate(ids)}
-    found = traces_filtered(project=project, filters=filters).filter(trace_id__in=ids)
+    found = filters.apply(project).filter(trace_id__in=ids)
     return sorted(found, key=lambda t: rank[t.trace_id])[:limit]
 
 
@@ -350,7 +204,7 @@ def _ordered(qs: QuerySet[Trace], column: str, descending: bool) -> QuerySet[Tra
 def traces_list(
     *,
     project: Project,
-    filters: TraceFilters,
+    filters: TraceFilter,
     limit: int = LIST_LIMIT_DEFAULT,
     cursor: TraceCursor | LatencyCursor | None = None,
     order: str = DEFAULT_ORDER,
@@ -363,7 +217,7 @@ def traces_list(
     costs the same as the first one (no OFFSET scan).
     """
     column, descending = TRACE_ORDERS[order]
-    qs = traces_filtered(project, filters)
+    qs = filters.apply(project)
     if cursor is not None:
         qs = qs.filter(_after(column, descending, _cursor_key(cursor), cursor.id))
     qs = (
@@ -395,14 +249,14 @@ class Neighbors:
     next: str | None
 
 
-def trace_neighbors(*, project: Project, filters: TraceFilters, order: str, trace: Trace) -> Neighbors:
+def trace_neighbors(*, project: Project, filters: TraceFilter, order: str, trace: Trace) -> Neighbors:
     """The traces just before and after `trace` in the filtered, ordered list (2 queries).
 
     Same filters and keyset as traces_list, so "next" on a trace page is exactly the
     row below it in the list the user came from.
     """
     column, descending = TRACE_ORDERS[order]
-    qs = traces_filtered(project, filters)
+    qs = filters.apply(project)
     key = getattr(trace, column)
     after = _ordered(qs.filter(_after(column, descending, key, trace.pk)), column, descending)
     before = _ordered(qs.filter(_after(column, not descending, key, trace.pk)), column, not descending)
@@ -510,8 +364,7 @@ def scores_by_trace(*, project: Project, trace_ids: list[str]) -> dict[str, Trac
         return {}
     grouped: dict[str, list[Any]] = {}
     scores = (
-        _score_model()
-        .objects.filter(project=project, trace_id__in=trace_ids)
+        Score.objects.filter(project=project, trace_id__in=trace_ids)
         .only(*_SCORE_FIELDS)
         .order_by("created_at")
     )
@@ -526,8 +379,7 @@ TRACE_SCORES_MAX = 500
 def trace_scores(*, project: Project, trace_id: str) -> tuple[TraceScores, list[Any]]:
     """The summary and the individual scores (with author) of one trace, one query."""
     scores = list(
-        _score_model()
-        .objects.filter(project=project, trace_id=trace_id)
+        Score.objects.filter(project=project, trace_id=trace_id)
         .select_related("author")
         .order_by("created_at")[:TRACE_SCORES_MAX]
     )
@@ -559,11 +411,10 @@ def filter_suggestions(*, project: Project) -> FilterSuggestions:
         .order_by("-start_time", "-id")
         .values_list("name", "model", "environment")[:SUGGESTION_SAMPLE]
     )
-    from scores.models import ScoreConfig
-
-    score_names = list(
-        ScoreConfig.objects.filter(project=project, is_archived=False).order_by("name").values_list("name", flat=True)
-    )
+    # Configured names and the names Spyglass writes itself (evaluators, signals), so a
+    # condition like hallucination>0.5 is one pick away.
+    configured = ScoreConfig.objects.filter(project=project, is_archived=False).values_list("name", flat=True)
+    score_names = sorted({*configured, *names.REGISTRY})
     return FilterSuggestions(
         names=sorted({r[0] for r in recent if r[0]})[:200],
         models=sorted({r[1] for r in recent if r[1]})[:200],

@@ -8,72 +8,62 @@ from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api import EMPTY_MESSAGE, IsoDateTimeField
-from explorer.selectors import PREVIEW_CHARS, TraceCursor, TraceDetail, TraceFilters
-from scores.selectors import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
+from config.api import IsoDateTimeField
+from explorer import filters
+from explorer.filters import FilterError, TraceFilter
+from explorer.selectors import LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX, PREVIEW_CHARS, TraceCursor, TraceDetail
 from tracing.models import Span, Status, Trace
 
-METADATA_PREFIX = "metadata."
-
-# Query parameters read by code other than the filter serializer: `project` picks the
-# project for session auth (projects.auth.project_access).
+# Query parameters read by code other than the filter: `project` picks the project for
+# session auth (projects.auth.project_access); limit and cursor page the list.
 PASSTHROUGH_PARAMS = frozenset({"project"})
+PAGE_PARAMS = frozenset({"limit", "cursor"})
 
 
 def _text(help_text: str) -> serializers.CharField:
-    return serializers.CharField(
-        required=False,
-        max_length=512,
-        help_text=help_text,
-        error_messages={"blank": EMPTY_MESSAGE},
-    )
+    return serializers.CharField(required=False, max_length=filters.TEXT_MAX, help_text=help_text)
+
+
+def _repeatable(help_text: str) -> serializers.ListField:
+    return serializers.ListField(child=serializers.CharField(), required=False, help_text=help_text)
 
 
 class TraceFilterSerializer(serializers.Serializer):
-    """Query parameters of GET /api/v1/traces.
+    """Query parameters of GET /api/v1/traces: the one trace filter language
+    (explorer/filters.py) plus limit and cursor.
 
-    Pass `request.query_params`. Beyond the declared fields it accepts any number of
-    `metadata.<key>=<value>` parameters and rejects every other unknown parameter, so a
-    misspelt filter fails loudly instead of silently returning everything.
+    The declared fields document the parameters in the OpenAPI schema; validation is
+    TraceFilter.parse, the same as the explorer page and queue creation use. Beyond them
+    it accepts any number of `metadata.<key>=<value>` and rejects every other unknown
+    parameter, so a misspelt filter fails loudly instead of silently returning everything.
     """
 
     # `from` is a Python keyword; it is renamed in get_fields().
-    from_ = IsoDateTimeField(
-        required=False, help_text="Traces that started at or after this time (ISO-8601; naive = UTC)."
-    )
+    from_ = IsoDateTimeField(required=False,
+                             help_text="Traces that started at or after this time (ISO-8601; naive = UTC).")
     to = IsoDateTimeField(required=False, help_text="Traces that started before this time (ISO-8601; naive = UTC).")
+    range = serializers.ChoiceField(choices=list(filters.RANGES), required=False,
+                                    help_text="Instead of from/to: the last 15m, 1h, 24h, 7d or 30d (or all).")
+    name = _text("Exact trace name.")
     session_id = _text("Exact session id.")
     user_id = _text("Exact end-user id.")
     model = _text("Exact primary model of the trace, e.g. gpt-4o-mini.")
     environment = _text("Exact environment, e.g. production.")
-    status = serializers.ChoiceField(
-        choices=Status.choices,
-        required=False,
-        error_messages={"invalid_choice": f"{{input!r}} is not one of {', '.join(Status.values)}"},
+    release = _text("Exact release (service version).")
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    prompt = _text("Traces made with this prompt (name).")
+    prompt_version = _text("...and this version of it.")
+    tag = _repeatable("Repeatable; a trace must carry every given tag.")
+    q = serializers.CharField(required=False, max_length=500,
+                              help_text="Words in the input or output (prefix match, any order).")
+    score = _repeatable(
+        "Repeatable score condition: `name` (has a score of that name) or `name<op>value` with op one of "
+        "= != > >= < <=, e.g. `hallucination>0.5`, `user_thumbs=0`, `preferred=A`."
     )
-    name = _text("Exact trace name.")
-    tag = serializers.ListField(
-        child=serializers.CharField(max_length=200, error_messages={"blank": EMPTY_MESSAGE}),
-        required=False,
-        help_text="Repeatable; a trace must carry every given tag.",
-    )
-    limit = serializers.IntegerField(
-        required=False,
-        default=LIST_LIMIT_DEFAULT,
-        min_value=1,
-        max_value=LIST_LIMIT_MAX,
-        error_messages={
-            "invalid": f"must be an integer between 1 and {LIST_LIMIT_MAX}",
-            "min_value": f"must be an integer between 1 and {LIST_LIMIT_MAX}",
-            "max_value": f"must be an integer between 1 and {LIST_LIMIT_MAX}",
-        },
-    )
-    cursor = serializers.CharField(
-        required=False,
-        max_length=200,
-        help_text="`next_cursor` of the previous page.",
-        error_messages={"blank": EMPTY_MESSAGE},
-    )
+    feedback = serializers.ChoiceField(choices=["yes", "no"], required=False,
+                                       help_text="yes: has explicit end-user feedback; no: has none.")
+    limit = serializers.IntegerField(required=False, default=LIST_LIMIT_DEFAULT, min_value=1, max_value=LIST_LIMIT_MAX)
+    cursor = serializers.CharField(required=False, max_length=200, help_text="`next_cursor` of the previous page.")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -82,73 +72,45 @@ class TraceFilterSerializer(serializers.Serializer):
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         errors: dict[str, list[str]] = {}
-        metadata: dict[str, str] = {}
-        known = set(self.fields) | PASSTHROUGH_PARAMS
-        keys = list(data.keys())
-        for key in keys:
-            values = data.getlist(key) if isinstance(data, QueryDict) else [data[key]]
-            if key.startswith(METADATA_PREFIX):
-                meta_key = key[len(METADATA_PREFIX) :]
-                if not meta_key:
-                    errors[key] = ["needs a key: metadata.<key>=<value>"]
-                elif len(values) > 1:
-                    errors[key] = ["given more than once; a key can match only one value"]
-                else:
-                    metadata[meta_key] = values[0]
-            elif key not in known:
-                errors[key] = [
-                    "unknown query parameter; expected one of "
-                    + ", ".join(sorted(known))
-                    + " or metadata.<key>"
-                ]
-            elif key in PASSTHROUGH_PARAMS:
-                continue
-            elif key != "tag" and len(values) > 1:
-                errors[key] = ["given more than once; only `tag` may repeat"]
-            elif "" in values:
-                # DRF would treat an empty form value as "not given" and so return
-                # everything; `?user_id=` more likely means a client bug than "no filter".
-                errors[key] = [EMPTY_MESSAGE]
         try:
-            validated = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            # Report unknown parameters and bad values together, one round trip to fix all.
-            errors = {**exc.detail, **errors}
+            trace_filter = TraceFilter.parse(data, allow=PAGE_PARAMS | PASSTHROUGH_PARAMS)
+            if trace_filter.search_mode == "semantic":
+                errors["mode"] = ["semantic search is offered by the explorer page, not the API; use mode=text"]
+        except FilterError as exc:
+            errors.update(exc.errors)
+            trace_filter = None
+        page: dict[str, Any] = {}
+        for key in PAGE_PARAMS:
+            if _one(data, key) == "":
+                errors[key] = ["must not be empty (leave the parameter out to not filter)"]
+        limit = _one(data, "limit")
+        if limit is None or limit == "":
+            page["limit"] = LIST_LIMIT_DEFAULT
+        elif not limit.isdigit() or not 1 <= int(limit) <= LIST_LIMIT_MAX:
+            errors["limit"] = [f"must be an integer between 1 and {LIST_LIMIT_MAX}"]
+        else:
+            page["limit"] = int(limit)
+        cursor = _one(data, "cursor")
+        if cursor:
+            try:
+                page["cursor"] = TraceCursor.decode(cursor)
+            except ValueError as exc:
+                errors["cursor"] = [str(exc)]
+        for key in PAGE_PARAMS:
+            if isinstance(data, QueryDict) and len(data.getlist(key)) > 1:
+                errors[key] = ["given more than once"]
         if errors:
             raise serializers.ValidationError(errors)
-        validated["metadata"] = metadata
-        return validated
+        return {"filter": trace_filter, **page}
 
-    def validate_cursor(self, value: str) -> TraceCursor:
-        try:
-            return TraceCursor.decode(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        start, end = attrs.get("from"), attrs.get("to")
-        if start is not None and end is not None and start > end:
-            raise serializers.ValidationError({"from": [f"is after to ({start.isoformat()} > {end.isoformat()})"]})
-        return attrs
-
-    def filters(self) -> TraceFilters:
-        """The validated filters, for explorer.selectors.traces_list."""
-        data = self.validated_data
-        return TraceFilters(
-            start_from=data.get("from"),
-            start_to=data.get("to"),
-            session_id=data.get("session_id"),
-            user_id=data.get("user_id"),
-            model=data.get("model"),
-            environment=data.get("environment"),
-            status=data.get("status"),
-            name=data.get("name"),
-            tags=tuple(data.get("tag") or ()),
-            metadata=data["metadata"],
-        )
+    def filters(self) -> TraceFilter:
+        """The validated filter, for explorer.selectors.traces_list."""
+        return self.validated_data["filter"]
 
 
-# --- output ---------------------------------------------------------------------------
+def _one(data: Any, key: str) -> str | None:
+    value = data.get(key) if hasattr(data, "get") else None
+    return None if value is None else str(value)
 
 
 class PromptRefSerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ Filters live in the URL so any view can be shared; htmx swaps only the results.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,8 +19,8 @@ from django.template.loader import get_template
 from django.utils import timezone
 
 from config.errors import NotFound
-from explorer import selectors
-from explorer.serializers import METADATA_PREFIX
+from explorer import filters, search, selectors
+from explorer.filters import FilterError, TraceFilter
 from projects.auth import ProjectAccess
 from projects.models import Role
 from projects.pages import project_page
@@ -29,15 +29,8 @@ from tracing.models import Status
 
 PAGE_SIZE = 50
 
-RANGES: dict[str, timedelta | None] = {
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-    "30d": timedelta(days=30),
-    "all": None,
-    "custom": None,
-}
+# The filter's relative ranges, plus the page's "custom" preset (from/to given).
+RANGES: dict[str, timedelta | None] = {**filters.RANGES, "custom": None}
 RANGE_LABELS = {"15m": "15 min", "1h": "1 hour", "24h": "24 hours", "7d": "7 days", "30d": "30 days",
                 "all": "All time", "custom": "Custom"}  # fmt: skip
 SORT_LABELS = {"-time": "Newest first", "time": "Oldest first", "-latency": "Slowest first",
@@ -47,84 +40,33 @@ SORT_LABELS = {"-time": "Newest first", "time": "Oldest first", "-latency": "Slo
 ANNOTATION_PANEL = "annotation/_trace_panel.html"
 
 
-def _parse_when(value: str) -> datetime:
-    """ISO-8601 or the browser's datetime-local ("2025-03-01T12:00"); naive means UTC."""
-    text = value.strip()
-    if "T" not in text:
-        text = text.replace(" ", "T", 1)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise forms.ValidationError(f"{value!r} is not a date and time (e.g. 2025-03-01T12:00).") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-class WhenField(forms.CharField):
-    def to_python(self, value: Any) -> datetime | None:
-        value = super().to_python(value)
-        return _parse_when(value) if value else None
-
-
-def _text(label: str) -> forms.CharField:
-    return forms.CharField(label=label, required=False, max_length=512, strip=True)
-
-
 class TraceFilterForm(forms.Form):
-    """The explorer's query string. Field names match the API's where both exist."""
+    """The explorer's query string: the trace filter (explorer/filters.py, the same
+    language as the API and queue creation) plus what only the page has: presets, sort,
+    cursor, similar traces. The page's inputs are blank when unused, and its metadata
+    inputs are `meta=key=value` (a form cannot name an input after a key); both are
+    accepted here (`aliases`), and written back in the canonical form."""
 
     range = forms.ChoiceField(choices=[(k, RANGE_LABELS[k]) for k in RANGES], required=False)
-    from_ = WhenField(label="From (UTC)", required=False)
-    to = WhenField(label="To (UTC)", required=False)
-    q = forms.CharField(label="Search", required=False, max_length=500, strip=True)
-    mode = forms.ChoiceField(choices=[("text", "Text"), ("semantic", "Semantic")], required=False)
-    name = _text("Name")
-    user_id = _text("User")
-    session_id = _text("Session")
-    model = _text("Model")
-    environment = _text("Environment")
-    status = forms.ChoiceField(choices=[("", "Any status"), *Status.choices], required=False)
-    score = _text("Score")
-    score_min = forms.FloatField(label="min", required=False)
-    score_max = forms.FloatField(label="max", required=False)
-    feedback = forms.ChoiceField(
-        choices=[("", "Any feedback"), ("yes", "Has feedback"), ("no", "No feedback")], required=False
-    )
     sort = forms.ChoiceField(choices=list(SORT_LABELS.items()), required=False)
     cursor = forms.CharField(required=False, max_length=200)
     similar_to = forms.RegexField(regex=r"^[0-9a-fA-F]{32}$", required=False)
 
+    PAGE_PARAMS = frozenset({"sort", "cursor", "similar_to", "span", "project"})
+
     def __init__(self, data: Any, *args: Any, **kwargs: Any):
         super().__init__(data, *args, **kwargs)
-        # `from` is a Python keyword, hence the field name from_ and this rename.
-        self.fields["from"] = self.fields.pop("from_")
         self._data = data
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        start, end = cleaned.get("from"), cleaned.get("to")
-        if start and end and start >= end:
-            self.add_error("to", "must be after From.")
-        low, high = cleaned.get("score_min"), cleaned.get("score_max")
-        if low is not None and high is not None and low > high:
-            self.add_error("score_max", "must not be below min.")
-        tags: list[str] = []
-        for raw in self._data.getlist("tag"):
-            tags.extend(t.strip() for t in raw.split(",") if t.strip())
-        cleaned["tags"] = tuple(dict.fromkeys(tags))
-        metadata: dict[str, str] = {}
-        for raw in self._data.getlist("meta"):
-            if not raw.strip():
-                continue
-            key, sep, value = raw.partition("=")
-            if not sep or not key.strip():
-                self.add_error(None, f"Metadata filter {raw!r} must look like key=value.")
-                continue
-            metadata[key.strip()] = value.strip()
-        for key in self._data:
-            # API-style links (`metadata.plan=pro`) work here too.
-            if key.startswith(METADATA_PREFIX) and key[len(METADATA_PREFIX) :]:
-                metadata[key[len(METADATA_PREFIX) :]] = self._data.get(key)
-        cleaned["metadata"] = metadata
+        try:
+            cleaned["filter"] = TraceFilter.parse(self._data, allow=self.PAGE_PARAMS, aliases=True)
+        except FilterError as exc:
+            for key, problems in exc.errors.items():
+                for problem in problems:
+                    self.add_error(key if key in self.fields else None, f"{key}: {problem}"
+                                   if key not in self.fields else problem)
         order = cleaned.get("sort") or selectors.DEFAULT_ORDER
         cleaned["sort"] = order
         if cleaned.get("cursor"):
@@ -136,50 +78,28 @@ class TraceFilterForm(forms.Form):
             cleaned["cursor"] = None
         return cleaned
 
-    def window(self, now: datetime) -> tuple[datetime | None, datetime | None]:
-        """(from, to) of the chosen preset; relative presets are resolved per request,
-        so a shared "last 24 hours" link means the last 24 hours when it is opened."""
-        data = self.cleaned_data
-        preset = data.get("range") or ("custom" if data.get("from") or data.get("to") else "all")
-        if preset == "custom":
-            return data.get("from"), data.get("to")
-        delta = RANGES[preset]
-        return (now - delta if delta else None), None
-
-    def filters(self, now: datetime) -> selectors.TraceFilters:
-        data = self.cleaned_data
-        start_from, start_to = self.window(now)
-        feedback = {"yes": True, "no": False}.get(data.get("feedback") or "")
-        return selectors.TraceFilters(
-            start_from=start_from,
-            start_to=start_to,
-            session_id=data.get("session_id") or None,
-            user_id=data.get("user_id") or None,
-            model=data.get("model") or None,
-            environment=data.get("environment") or None,
-            status=data.get("status") or None,
-            name=data.get("name") or None,
-            tags=data["tags"],
-            metadata=data["metadata"],
-            search=(data.get("q") or None) if data.get("mode") != "semantic" else None,
-            score_name=data.get("score") or None,
-            score_min=data.get("score_min"),
-            score_max=data.get("score_max"),
-            has_feedback=feedback,
-        )
+    def trace_filter(self, now: datetime) -> TraceFilter:
+        """The filter with its relative range resolved against `now`."""
+        return self.cleaned_data["filter"].resolved(now)
 
     def active_range(self) -> str:
         data = getattr(self, "cleaned_data", {}) or {}
-        return data.get("range") or ("custom" if data.get("from") or data.get("to") else "all")
+        trace_filter = data.get("filter")
+        if trace_filter is None:
+            return "all"
+        if trace_filter.range:
+            return trace_filter.range
+        return "custom" if trace_filter.start_from or trace_filter.start_to else "all"
 
     def advanced_count(self) -> int:
         """How many filters hide behind "More filters", to say so on the closed toggle."""
-        data = getattr(self, "cleaned_data", {}) or {}
-        keys = ("environment", "score", "score_min", "score_max", "feedback")
+        trace_filter = (getattr(self, "cleaned_data", {}) or {}).get("filter")
+        if trace_filter is None:
+            return 0
         return (
-            sum(1 for k in keys if data.get(k) not in (None, ""))
-            + len(data.get("metadata") or {})
-            + len(data.get("tags") or ())
+            sum(1 for value in (trace_filter.environment, trace_filter.release, trace_filter.prompt,
+                                trace_filter.has_feedback) if value is not None)
+            + len(trace_filter.scores) + len(trace_filter.metadata) + len(trace_filter.tags)
         )
 
 
@@ -197,20 +117,21 @@ def _results_context(access: ProjectAccess, form: TraceFilterForm) -> dict[str, 
             return context
         context["rows"] = [(t, None) for t in similar]
         return context
-    filters = form.filters(timezone.now())
-    if data.get("mode") == "semantic" and data.get("q"):
-        found = selectors.traces_semantic_search(project=access.project, text=data["q"], filters=filters)
+    trace_filter = form.trace_filter(timezone.now())
+    if trace_filter.search_mode == "semantic" and trace_filter.search:
+        found = selectors.traces_semantic_search(project=access.project, text=trace_filter.search,
+                                                 filters=trace_filter)
         if found is None:
             context["notice"] = selectors.SEMANTIC_UNAVAILABLE
             return context
         traces, next_cursor = found, None
     else:
         page = selectors.traces_list(
-            project=access.project, filters=filters, limit=PAGE_SIZE, cursor=data["cursor"], order=data["sort"]
+            project=access.project, filters=trace_filter, limit=PAGE_SIZE, cursor=data["cursor"], order=data["sort"]
         )
         traces, next_cursor = page.traces, page.next_cursor
-        if filters.search:
-            context["search_mode"] = selectors.search_mode(filters.search)
+        if trace_filter.search:
+            context["search_mode"] = search.search_mode(trace_filter.search)
     scores = selectors.scores_by_trace(project=access.project, trace_ids=[t.trace_id for t in traces])
     context["rows"] = [(t, scores.get(t.trace_id)) for t in traces]
     context["next_cursor"] = next_cursor
@@ -234,12 +155,18 @@ def trace_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         **_results_context(access, form),
         "ranges": [(k, RANGE_LABELS[k]) for k in RANGES if k != "custom"],
         "sort_labels": SORT_LABELS,
+        "status_choices": Status.values,
+        "feedback_choices": [("", "Any feedback"), ("yes", "Has feedback"), ("no", "No feedback")],
     }
     if form.is_valid():
         context["sort"] = form.cleaned_data["sort"]
         context["active_range"] = form.active_range()
-        context["meta_pairs"] = list(form.cleaned_data["metadata"].items())
-        context["tags"] = ", ".join(form.cleaned_data["tags"])
+        context["meta_pairs"] = list(form.cleaned_data["filter"].metadata)
+        context["tags"] = ", ".join(form.cleaned_data["filter"].tags)
+        context["score_conditions"] = [str(c) for c in form.cleaned_data["filter"].scores]
+        # "Review these traces in a queue": the filter alone, in its canonical form.
+        if access.can(Role.MEMBER):
+            context["queue_query"] = urlencode(form.cleaned_data["filter"].to_query())
     if request.htmx and request.GET.get("cursor"):
         # "Load more": only the next rows (and the next button), appended in place.
         return render(request, "explorer/_trace_rows.html", context)
@@ -278,9 +205,8 @@ def trace_detail(request: HttpRequest, access: ProjectAccess, trace_id: str) -> 
     form = TraceFilterForm(request.GET)
     neighbors = None
     if form.is_valid():
-        neighbors = selectors.trace_neighbors(
-            project=access.project, filters=form.filters(timezone.now()), order=form.cleaned_data["sort"], trace=trace
-        )
+        neighbors = selectors.trace_neighbors(project=access.project, filters=form.trace_filter(timezone.now()),
+                                              order=form.cleaned_data["sort"], trace=trace)
     context = {
         "trace": trace,
         "tree": tree,
@@ -394,7 +320,7 @@ def user_detail(request: HttpRequest, access: ProjectAccess, user_id: str) -> Ht
     except NotFound as exc:
         raise Http404(exc.message) from None
     page = selectors.traces_list(
-        project=access.project, filters=selectors.TraceFilters(user_id=user_id), limit=USER_PAGE_TRACES
+        project=access.project, filters=TraceFilter(user_id=user_id), limit=USER_PAGE_TRACES
     )
     scores = selectors.scores_by_trace(project=access.project, trace_ids=[t.trace_id for t in page.traces])
     sessions = selectors.sessions_list(project=access.project, user_id=user_id, limit=USER_PAGE_SESSIONS)

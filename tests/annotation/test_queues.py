@@ -59,7 +59,6 @@ def create_form(world, **fields) -> dict:
         "reviews_per_item": 1,
         "sample": "newest",
         "size": 50,
-        "score_op": "=",
         "split_field": "prompt_version",
         **fields,
     }
@@ -79,15 +78,13 @@ def test_queue_from_thumbs_down_last_7_days(world):
 
     response = browser(world.member).post(
         f"/p/{world.project.slug}/annotate/new",
-        create_form(world, name="Thumbs down, last week", days=7, score_name="user_thumbs", score_value=0),
+        create_form(world, name="Thumbs down, last week", traces="range=7d&score=user_thumbs=0"),
     )
 
     assert response.status_code == 302, response.content.decode()[:2000]
     queue = AnnotationQueue.objects.get()
     assert [i.trace_id for i in queue.items.all()] == [t.trace_id for t in recent_down]  # newest first
-    assert queue.source_filter == {
-        "days": 7, "score_name": "user_thumbs", "score_op": "=", "score_value": 0.0, "sample": "newest", "size": 50,
-    }  # fmt: skip
+    assert queue.source_filter == {"range": "7d", "score": ["user_thumbs=0"], "sample": "newest", "size": 50}
 
 
 def test_queue_from_evaluator_score_threshold(world):
@@ -100,7 +97,7 @@ def test_queue_from_evaluator_score_threshold(world):
 
     browser(world.owner).post(
         f"/p/{world.project.slug}/annotate/new",
-        create_form(world, score_name="hallucination", score_op=">", score_value=0.5),
+        create_form(world, traces="score=hallucination>0.5"),
     )
 
     assert [i.trace_id for i in AnnotationQueue.objects.get().items.all()] == [high.trace_id]
@@ -127,14 +124,29 @@ def test_queue_never_takes_another_projects_traces(world):
 
 def test_create_form_errors_are_shown(world):
     response = browser(world.owner).post(
-        f"/p/{world.project.slug}/annotate/new", create_form(world, name="", configs=[], score_name="x")
+        f"/p/{world.project.slug}/annotate/new",
+        create_form(world, name="", configs=[], traces="score=hallucination>high&colour=red"),
     )
 
     page = response.content.decode()
     assert response.status_code == 400
     assert "This field is required" in page
     assert "Choose at least one score config" in page
-    assert "Give both a score name and a value" in page
+    assert "needs a number" in page and "colour: unknown query parameter" in page
+
+
+def test_the_explorer_filter_prefills_the_queue_form_and_means_the_same(world):
+    wanted = ingest_trace(world.project, start_ns=NOW_NS - DAY_NS, attributes={"metadata": '{"plan": "pro"}'})
+    ingest_trace(world.project, start_ns=NOW_NS - DAY_NS)
+    ingest_trace(world.project, start_ns=NOW_NS - 40 * DAY_NS, attributes={"metadata": '{"plan": "pro"}'})
+    explorer_query = "metadata.plan=pro&range=30d"
+
+    page = browser(world.member).get(f"/p/{world.project.slug}/annotate/new?{explorer_query}").content.decode()
+    assert 'value="metadata.plan=pro&amp;range=30d"' in page
+    response = browser(world.member).post(f"/p/{world.project.slug}/annotate/new",
+                                          create_form(world, traces=explorer_query))
+    assert response.status_code == 302
+    assert [i.trace_id for i in AnnotationQueue.objects.get().items.all()] == [wanted.trace_id]
 
 
 def test_assignees_must_be_reviewers_of_the_project(world):

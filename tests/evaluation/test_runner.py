@@ -13,7 +13,7 @@ from evaluation.evaluators.registry import UnknownEvaluator, evaluator_settings_
 from evaluation.models import TraceEmbedding, TraceScoring
 from evaluation.runner import traces_score_batch
 from explorer import selectors
-from explorer.selectors import TraceFilters
+from explorer.filters import TraceFilter
 from scores.models import Score, Source
 from tests.helpers import ingest_trace
 from tests.otlp_payloads import BASE_NS, MS
@@ -174,7 +174,7 @@ def test_semantic_search_and_similar_traces_are_project_scoped(world):
     assert selectors.traces_similar(project=world.project, trace=refund) is None  # not embedded yet
     traces_score_batch([refund.pk, weather.pk, refund2.pk, foreign.pk])
     found = selectors.traces_semantic_search(project=world.project, text="refund my purchase",
-                                             filters=TraceFilters())
+                                             filters=TraceFilter())
     assert [t.trace_id for t in found][:2] == sorted([refund.trace_id, refund2.trace_id],
                                                      key=[t.trace_id for t in found].index)
     assert foreign.trace_id not in {t.trace_id for t in found}
@@ -243,7 +243,7 @@ def test_llm_spans_with_their_own_text_get_their_own_embeddings(world):
     traces_score_batch([other.pk])
     # Found by what happened inside the trace, not only by its question and answer.
     found = selectors.traces_semantic_search(project=world.project, text="direct flights out of Berlin",
-                                             filters=TraceFilters())
+                                             filters=TraceFilter())
     assert found[0].trace_id == trace_id
     traces_score_batch([trace.pk])  # idempotent: same rows, no more
     assert TraceEmbedding.objects.filter(trace_id=trace_id).count() == 6

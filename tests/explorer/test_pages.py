@@ -259,10 +259,11 @@ def test_full_text_search_finds_non_english_text(world, query, who):
 def test_search_uses_the_indexed_document_for_words(world):
     from django.db import connection
 
-    from explorer.selectors import TraceFilters, search_mode, traces_filtered
+    from explorer.filters import TraceFilter
+    from explorer.search import search_mode
 
     assert search_mode("Rückerstattung") == "words" and search_mode("返金") == "substring"
-    sql = str(traces_filtered(world.project, TraceFilters(search="refund")).query)
+    sql = str(TraceFilter(search="refund").apply(world.project).query)
     assert "tracing_search_document" in sql
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'trace_search_gin'")
@@ -284,7 +285,7 @@ def test_similar_traces_explains_that_embeddings_are_missing(world):
     assert "needs embeddings" in response.content.decode()
 
 
-def test_score_range_and_feedback_filters(world):
+def test_score_conditions_and_feedback_filters(world):
     good = chat_trace(world.project, start=T0)
     bad = chat_trace(world.project, start=T0 + timedelta(minutes=1))
     silent = chat_trace(world.project, start=T0 + timedelta(minutes=2))
@@ -293,8 +294,11 @@ def test_score_range_and_feedback_filters(world):
     thumbs(world.project, bad, up=False)
     client = login(world.viewer)
 
-    assert listed(client.get(traces_url(world), {"score": "helpfulness", "score_min": "4"})) == [good]
-    assert listed(client.get(traces_url(world), {"score": "helpfulness", "score_max": "2"})) == [bad]
+    assert listed(client.get(traces_url(world), {"score": "helpfulness>=4"})) == [good]
+    assert listed(client.get(traces_url(world), {"score": "helpfulness <= 2"})) == [bad]
+    assert listed(client.get(traces_url(world), {"score": "helpfulness"})) == [bad, good]
+    # Repeated conditions all hold (AND); a blank page input is no condition.
+    assert listed(client.get(f"{traces_url(world)}?score=helpfulness>0&score=user_thumbs=0&score=")) == [bad]
     assert listed(client.get(traces_url(world), {"feedback": "yes"})) == [bad]
     assert listed(client.get(traces_url(world), {"feedback": "no"})) == [silent, good]
 
@@ -312,12 +316,13 @@ def test_rows_show_score_badges_and_thumbs(world):
 def test_invalid_filters_are_explained_not_ignored(world):
     chat_trace(world.project)
     response = login(world.viewer).get(
-        traces_url(world), {"range": "custom", "from": "yesterday", "score_min": "x", "meta": "novalue"}
+        traces_url(world), {"range": "custom", "from": "yesterday", "score": "helpfulness>x", "meta": "novalue"}
     )
     html = response.content.decode()
     assert response.status_code == 200
     assert "Fix these filters" in html
-    assert "&#x27;yesterday&#x27; is not a date" in html
+    assert "not an ISO-8601 datetime" in html and "&#x27;yesterday&#x27;" in html
+    assert "needs a number" in html
     assert "must look like key=value" in html
     assert listed(response) == []
 
