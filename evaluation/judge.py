@@ -34,13 +34,13 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from config.errors import ValidationFailed
+from evaluation import evidence
 from evaluation.models import JudgeCall, JudgeCallStatus, JudgeSettings
 from evaluation.sampling import trace_sampled
 from projects.models import Project
 from scores import names
 from scores.models import Score, Source
 from tracing.cost import span_cost
-from tracing.models import Span, SpanKind, Trace
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ MAX_BACKOFF_SECONDS = 20.0
 # An unpriced model with no configured per-call cost still counts against the budget:
 # a cap that never triggers would be worse than a pessimistic one.
 UNPRICED_CALL_USD = Decimal("0.01")
-MAX_FIELD_CHARS = 6000  # per input/output/context in the prompt: bounded cost per call
+MAX_FIELD_CHARS = 6000
+CONTEXT_SEPARATOR = "\n---\n"  # per input/output/context in the prompt: bounded cost per call
 
 _SYSTEM = (
     "You are a strict evaluator of an AI assistant's answer. Judge only what you are asked. "
@@ -398,18 +399,6 @@ def _budget_allows(row: JudgeSettings, project: Project, now: datetime) -> bool:
     )
 
 
-def _contexts(project: Project, trace_ids: list[str]) -> dict[str, str]:
-    docs: dict[str, list[str]] = {}
-    for trace_id, documents in Span.objects.filter(
-        project=project, trace_id__in=trace_ids, kind=SpanKind.RETRIEVER
-    ).values_list("trace_id", "documents"):
-        for doc in documents or []:
-            content = doc.get("content") if isinstance(doc, dict) else doc
-            if content:
-                docs.setdefault(trace_id, []).append(str(content))
-    return {t: "\n---\n".join(d) for t, d in docs.items()}
-
-
 def judge_traces(
     *,
     project: Project,
@@ -435,8 +424,8 @@ def judge_traces(
     report.sampled = len(sampled)
     if not sampled:
         return report
-    traces = list(Trace.objects.filter(project=project, trace_id__in=sampled).values("trace_id", "input", "output"))
-    contexts = _contexts(project, sampled)
+    # The same question, answer and context the groundedness evaluator reads.
+    found = evidence.traces_evidence(project, sampled)
     names = [SCORE_PREFIX + r for r in row.rubrics]
     done = set(
         Score.objects.filter(project=project, trace_id__in=sampled, name__in=names, source=Source.EVALUATOR)
@@ -445,9 +434,10 @@ def judge_traces(
     # max_retries=0: the client's own retries would also repeat timeouts and 409s; our
     # loop retries only what the issue allows (429, 5xx).
     client = client_factory(base_url=row.base_url, api_key=api_key, timeout=row.timeout_seconds, max_retries=0)
-    for trace in traces:
+    for trace_id in sorted(found):
+        texts = found[trace_id]
         for rubric in row.rubrics:
-            if (trace["trace_id"], SCORE_PREFIX + rubric) in done:
+            if (trace_id, SCORE_PREFIX + rubric) in done:
                 report.skipped_existing += 1
                 continue
             moment = now or timezone.now()
@@ -459,12 +449,11 @@ def judge_traces(
                 client,
                 model=row.model,
                 messages=rubric_messages(
-                    rubric, question=trace["input"] or "", answer=trace["output"] or "",
-                    context=contexts.get(trace["trace_id"], ""),
+                    rubric, question=texts.input, answer=texts.output, context=CONTEXT_SEPARATOR.join(texts.context),
                 ),
                 sleep=sleep,
             )  # fmt: skip
-            _record(project, row, trace["trace_id"], rubric, outcome, moment, report)
+            _record(project, row, trace_id, rubric, outcome, moment, report)
     return report
 
 

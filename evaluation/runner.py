@@ -16,12 +16,11 @@ import logging
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 from django.db import DatabaseError, transaction
 
-from evaluation import deferred
+from evaluation import deferred, evidence
 from evaluation.embeddings import MODEL_NAME, embed_texts
 from evaluation.evaluators import groundedness, injection, pii, registry, toxicity
 from evaluation.evaluators.base import EvalResult, EvalScore, TraceTexts
@@ -33,60 +32,11 @@ from tracing.models import Span, Trace
 logger = logging.getLogger(__name__)
 
 SCORE_NAMESPACE = uuid.UUID("5c0b1e7a-6a8e-4c2f-9a51-0e6d8f3b2a10")
-# Roles whose messages are context an answer may rest on, besides the earlier turns.
-CONTEXT_ROLES = {"system", "developer", "tool", "function", "context", "document"}
 
 
 def score_uuid(project_id: int, trace_id: str, span_id: str | None, name: str) -> uuid.UUID:
     """The one id an evaluator score of this key can have (the upsert key)."""
     return uuid.uuid5(SCORE_NAMESPACE, f"{project_id}:{trace_id}:{span_id or ''}:{name}:{Source.EVALUATOR}")
-
-
-def _text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # multi-part content: keep the text parts
-        return "\n".join(_text(p.get("text") if isinstance(p, dict) else p) for p in content)
-    if isinstance(content, dict):
-        return _text(content.get("text") or content.get("content"))
-    return str(content)
-
-
-def trace_texts(trace: Trace, spans: list[Span]) -> TraceTexts:
-    """Input, output and context of a trace, from its row and its spans' messages.
-
-    Context = retrieved documents of every span + system/tool messages + earlier turns
-    (every input message except the last user one, which is the question itself).
-    """
-    spans = sorted(spans, key=lambda s: (s.start_time, s.span_id))
-    context: list[str] = []
-    last_user = ""
-    final_output = ""
-    for span in spans:
-        for doc in span.documents or []:
-            text = _text(doc.get("content") if isinstance(doc, dict) else doc)
-            if text:
-                context.append(text)
-        inputs = [m for m in (span.messages or []) if isinstance(m, dict) and m.get("source") != "output"]
-        for i, message in enumerate(inputs):
-            role, text = (message.get("role") or "").lower(), _text(message.get("content"))
-            if not text:
-                continue
-            if role == "user" and i == len(inputs) - 1:
-                last_user = text
-            elif role in CONTEXT_ROLES or role in ("user", "assistant"):
-                context.append(text)
-        if span.kind == "tool" and span.output:
-            context.append(span.output)
-        if span.kind == "llm" and span.output:
-            final_output = span.output
-    user_input = trace.input or last_user
-    output = trace.output or final_output
-    # A trace whose root echoes the question in its input must not count it as context.
-    context = [c for c in dict.fromkeys(context) if c.strip() and c != user_input and c != output]
-    return TraceTexts(trace_id=trace.trace_id, input=user_input or "", output=output or "", context=context)
 
 
 def llm_span_texts(spans: list[Span], texts: TraceTexts, *, limit: int) -> list[tuple[str, str, str]]:
@@ -103,7 +53,7 @@ def llm_span_texts(spans: list[Span], texts: TraceTexts, *, limit: int) -> list[
             continue
         users = [m for m in (span.messages or []) if isinstance(m, dict) and m.get("source") != "output"
                  and (m.get("role") or "").lower() == "user"]
-        asked = _text(users[-1].get("content")) if users else (span.input or "")
+        asked = evidence.message_text(users[-1].get("content")) if users else (span.input or "")
         for kind, text in (("input", asked), ("output", span.output or "")):
             if text.strip() not in seen and len(out) < limit:
                 seen.add(text.strip())
@@ -196,12 +146,8 @@ def _score_project_traces(traces: list[Trace], *, only: set[str] | None, defer: 
     stored = EvaluatorSettings.objects.filter(project=project).values_list("config", flat=True).first()
     config = registry.evaluator_config(stored=stored or {})
     enabled = [n for n in registry.enabled_evaluators(config) if only is None or n in only]
-    spans: dict[str, list[Span]] = defaultdict(list)
-    for span in Span.objects.filter(project=project, trace_id__in=[t.trace_id for t in traces]).only(
-        "trace_id", "span_id", "kind", "start_time", "messages", "documents", "input", "output"
-    ):
-        spans[span.trace_id].append(span)
-    texts = [trace_texts(t, spans[t.trace_id]) for t in traces]
+    spans = evidence.spans_by_trace(project, [t.trace_id for t in traces])
+    texts = [evidence.trace_texts(t, spans[t.trace_id]) for t in traces]
     errors: dict[str, list[str]] = defaultdict(list)
     results: dict[str, list[EvalResult]] = {}
 

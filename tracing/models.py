@@ -81,6 +81,9 @@ class Trace(models.Model):
             ),
             GinIndex(fields=["tags"], name="trace_tags_gin"),
             GinIndex(fields=["metadata"], name="trace_metadata_gin", opclasses=["jsonb_path_ops"]),
+            # The scoring sweep looks for recently changed traces across all projects
+            # (evaluation/sweep.py); without this it scanned the whole table each minute.
+            models.Index(fields=["updated_at"], name="trace_updated_at"),
         ]
 
     def __str__(self) -> str:

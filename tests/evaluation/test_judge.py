@@ -132,6 +132,34 @@ def test_retrieved_documents_are_sent_as_context(world, server):
     assert "Refunds within 30 days of purchase." in server.requests[0]["json"]["messages"][1]["content"]
 
 
+def test_the_judge_reads_the_same_evidence_as_groundedness(world, server):
+    # System instructions and tool results are context too; the judge used to see only
+    # retrieved documents, so judge_hallucination and hallucination judged different things.
+    from evaluation.evidence import traces_evidence
+    from tests.otlp_payloads import BASE_NS
+    from tracing.otlp.types import RawSpan
+    from tracing.services import spans_ingest
+
+    enable(world.project, server, rubrics=["hallucination"])
+    trace = ingest_trace(world.project)
+    spans_ingest(project=world.project, spans=[RawSpan(
+        trace_id=trace.trace_id, span_id=secrets.token_hex(8), parent_span_id=None, name="lookup_order",
+        otel_kind=1, start_ns=BASE_NS, end_ns=BASE_NS + 10**6, status_code=1, status_message=None,
+        attributes={"openinference.span.kind": "TOOL", "output.value": "Order 7 shipped on 3 March.",
+                    "llm.input_messages.0.message.role": "system",
+                    "llm.input_messages.0.message.content": "Refunds are possible within 30 days."},
+        events=[], resource={},
+    )])  # fmt: skip
+
+    run(world.project, [trace.trace_id])
+
+    sent = server.requests[0]["json"]["messages"][1]["content"]
+    evidence = traces_evidence(world.project, [trace.trace_id])[trace.trace_id]
+    assert "Order 7 shipped on 3 March." in evidence.context
+    for passage in evidence.context:
+        assert passage in sent
+
+
 # --- budget ------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import secrets
 
 import pytest
 from django.core.management import call_command
+from django.test.utils import CaptureQueriesContext
 from kombu.exceptions import OperationalError as BrokerDown
 
 from evaluation import sweep, tasks
@@ -259,3 +260,19 @@ def test_span_embeddings_follow_the_project_settings(world):
     evaluator_settings_update(project=world.project, name="embeddings", options={"spans": False})
     traces_score_batch([pk])  # switching span embeddings off removes the stored ones
     assert set(TraceEmbedding.objects.filter(trace_id=trace_id).values_list("span_id", flat=True)) == {""}
+
+
+def test_the_sweeps_read_recent_traces_through_an_index(world, settings):
+    from django.db import connection
+
+    settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
+    for query in (sweep.traces_needing_scoring, sweep.traces_awaiting_grounding):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # an empty test table: make the planner show its hand
+        with CaptureQueriesContext(connection) as captured:
+            query()
+        sql = captured.captured_queries[-1]["sql"]
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        assert "trace_updated_at" in plan, plan
