@@ -4,6 +4,11 @@ import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # A launcher: start the embedded PostgreSQL/Redis for whichever URL is unset
+    # (settings themselves start nothing).
+    from config import embedded
+
+    embedded.ensure_services()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

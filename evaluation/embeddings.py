@@ -55,13 +55,14 @@ def _load() -> SentenceTransformer:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             import torch
-            from sentence_transformers import SentenceTransformer
 
             # Celery runs one process per core: letting each one spawn a thread per
             # core oversubscribes the CPU and makes everything slower.
-            threads = os.environ.get("SPYGLASS_TORCH_THREADS")
-            if threads:
-                torch.set_num_threads(int(threads))
+            from django.conf import settings
+            from sentence_transformers import SentenceTransformer
+
+            if settings.SPYGLASS_TORCH_THREADS:
+                torch.set_num_threads(settings.SPYGLASS_TORCH_THREADS)
             # The loader's weight progress bar would spam every worker's log.
             from transformers.utils import logging as hf_logging
 

@@ -111,7 +111,7 @@ def _fernet() -> Fernet:
     # Derived from SECRET_KEY with a purpose label, so this key is useless for anything
     # else Django signs. Rotating SECRET_KEY makes stored judge keys unreadable: the
     # settings page then asks for the key again (decrypt_secret returns None).
-    secret = getattr(django_settings, "SPYGLASS_JUDGE_SECRET", None) or django_settings.SECRET_KEY
+    secret = django_settings.SPYGLASS_JUDGE_SECRET or django_settings.SECRET_KEY
     digest = hashlib.sha256(b"spyglass.judge.api_key:" + secret.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
 

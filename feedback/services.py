@@ -183,7 +183,7 @@ def _default_embedder(texts: list[str]) -> Any:
 def signals_params() -> implicit.SignalParams:
     from django.conf import settings
 
-    minutes = getattr(settings, "SPYGLASS_SIGNALS_ABANDON_MINUTES", 30)
+    minutes = settings.SPYGLASS_SIGNALS_ABANDON_MINUTES
     return implicit.SignalParams(abandon_after=timedelta(minutes=minutes))
 
 

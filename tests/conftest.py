@@ -15,13 +15,6 @@ from tests.helpers import ingest_trace, key_client
 from tracing.models import Trace
 
 
-def pytest_unconfigure(config) -> None:
-    # The embedded Redis this session started (REDIS_URL unset) must not outlive it.
-    from config import embedded
-
-    embedded.redis_stop_if_started_here()
-
-
 @dataclass
 class World:
     project: Project

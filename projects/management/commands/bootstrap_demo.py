@@ -6,9 +6,9 @@ local development only; if that file is lost a new pair is issued.
 """
 
 import json
-import os
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
@@ -26,8 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--url", default=None, help="base URL to print (default from HOST/PORT)")
 
     def handle(self, *args, url, **options):
-        username = os.environ.get("SPYGLASS_DEMO_USER", "admin")
-        password = os.environ.get("SPYGLASS_DEMO_PASSWORD", "admin")
+        username = settings.SPYGLASS_DEMO_USER
+        password = settings.SPYGLASS_DEMO_PASSWORD
         User = get_user_model()
         user = User.objects.filter(username=username).first()
         if user is None:
@@ -42,7 +42,7 @@ class Command(BaseCommand):
             issued = api_key_create(project=project, created_by=user, name="demo")
             keys = {"public_key": issued.public_key, "secret_key": issued.secret_key}
         self._write_keys(keys_file, keys)
-        base = url or f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+        base = url or f"http://{settings.SPYGLASS_HOST}:{settings.SPYGLASS_PORT}"
         self.stdout.write(
             "\n".join(
                 [
