@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "prompts",
     "explorer",
     "annotation",
+    "dashboards",
     "demo",
 ]
 
@@ -166,6 +167,11 @@ SPYGLASS_JUDGE_SECRET = env_str("SPYGLASS_JUDGE_SECRET")
 SPYGLASS_TORCH_THREADS = env_int("SPYGLASS_TORCH_THREADS", 0, minimum=0) or None
 # Implicit signals: a session's last answer counts as abandoned after this idle time.
 SPYGLASS_SIGNALS_ABANDON_MINUTES = env_int("SPYGLASS_SIGNALS_ABANDON_MINUTES", 30, minimum=1)
+
+# Metrics API (dashboards/metrics.py): the longest window an hourly chart may cover, and
+# the statement timeout of every metrics query (a runaway query is cancelled, a 503).
+SPYGLASS_METRICS_MAX_HOURLY_DAYS = env_int("SPYGLASS_METRICS_MAX_HOURLY_DAYS", 14, minimum=1)
+SPYGLASS_METRICS_STATEMENT_TIMEOUT_MS = env_int("SPYGLASS_METRICS_STATEMENT_TIMEOUT_MS", 10000, minimum=100)
 
 # Celery: named queues so slow scoring never starves anything else.
 CELERY_BROKER_URL = REDIS_URL

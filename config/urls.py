@@ -23,5 +23,6 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("evaluation.urls")),
     path("", include("prompts.urls")),
+    path("", include("dashboards.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -33,6 +33,12 @@ class ScoreName:
     # For numeric probabilities: the value at or above which a trace counts as flagged
     # when no project threshold applies (evaluators store the decision per score).
     flag_threshold: float | None = None
+    # True for implicit signals: written only when the thing happens (there is no
+    # "rephrase = 0" row), so a rate is a share of traces, not of scores
+    # (dashboards/metrics.py, prompts/selectors.py).
+    sparse: bool = False
+    # What a value is measured in, for chart axes ("" = a plain score).
+    unit: str = ""
 
     def __str__(self) -> str:
         return self.name
@@ -44,8 +50,8 @@ def _evaluator(name: str, label: str, description: str, data_type: str = NUMERIC
 
 
 def _implicit(name: str, label: str, description: str, higher_is_better: bool | None = False,
-              data_type: str = BOOLEAN) -> ScoreName:
-    return ScoreName(name, IMPLICIT, data_type, label, higher_is_better, description)
+              data_type: str = BOOLEAN, unit: str = "") -> ScoreName:
+    return ScoreName(name, IMPLICIT, data_type, label, higher_is_better, description, sparse=True, unit=unit)
 
 
 # --- background evaluators (evaluation/runner.py) --------------------------------------------
@@ -67,10 +73,10 @@ FOLLOW_UP = _implicit("follow_up", "Follow-up", "the user asked a related questi
 REGENERATE = _implicit("regenerate", "Regenerated", "the user asked for another answer")
 COPY = _implicit("copy", "Copied", "the user copied the answer", True)
 EDIT = _implicit("edit", "Edited", "edit distance between the answer and the user's edited text", False,
-                 NUMERIC)
+                 NUMERIC, "characters")
 ABANDON = _implicit("abandon", "Abandoned", "the session ended on this answer with no sign it helped")
 ESCALATE = _implicit("escalate", "Escalated", "the user asked for a human")
-DWELL_MS = _implicit("dwell_ms", "Reading time", "longest reading time of the answer (ms)", None, NUMERIC)
+DWELL_MS = _implicit("dwell_ms", "Reading time", "longest reading time of the answer (ms)", None, NUMERIC, "ms")
 THANKS = _implicit("thanks", "Thanked", "the user thanked the assistant", True)
 FRUSTRATION = _implicit("frustration", "Frustration", "the user's next message expresses frustration")
 SIGNALS = (REPHRASE, FOLLOW_UP, REGENERATE, COPY, EDIT, ABANDON, ESCALATE, DWELL_MS, THANKS, FRUSTRATION)
@@ -78,7 +84,8 @@ SIGNALS = (REPHRASE, FOLLOW_UP, REGENERATE, COPY, EDIT, ABANDON, ESCALATE, DWELL
 # --- end users' explicit feedback (feedback/services.py) ------------------------------------
 USER_THUMBS = ScoreName("user_thumbs", END_USER, BOOLEAN, "Thumbs up", True,
                         "end user's thumbs: yes = up, no = down")
-USER_RATING = ScoreName("user_rating", END_USER, NUMERIC, "Rating", True, "end user's star rating 1-5")
+USER_RATING = ScoreName("user_rating", END_USER, NUMERIC, "Rating", True, "end user's star rating 1-5",
+                        unit="stars")
 
 # --- default annotation configs (scores/services.py DEFAULT_CONFIGS) -------------------------
 HELPFULNESS = ScoreName("helpfulness", ANNOTATION, NUMERIC, "Helpfulness", True,
