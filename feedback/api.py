@@ -22,10 +22,8 @@ from rest_framework.views import APIView
 from config.api import ErrorSerializer
 from config.errors import error_body
 from feedback import ratelimit, services
-from feedback.models import InteractionEvent
 from projects.models import ApiKey, hash_secret
 from scores.api import AnyValueField
-from scores.models import Score
 from tracing.api import normalize_span_id, normalize_trace_id
 
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
@@ -207,10 +205,7 @@ class FeedbackView(APIView):
         body = FeedbackInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        existed = data.get("id") is not None and (
-            Score.objects.filter(pk=data["id"]).exists() or InteractionEvent.objects.filter(pk=data["id"]).exists()
-        )
-        row = services.feedback_record(
+        written = services.feedback_record(
             project=key.project,
             trace_id=data["trace_id"],
             kind=data["kind"],
@@ -223,6 +218,9 @@ class FeedbackView(APIView):
             metadata=data["metadata"],
             client_id=data.get("id"),
         )
+        row = written.row
+        # 200: an earlier row was updated (a retried id, or the end user's new thumbs
+        # replacing their old one on this trace); its id is the one returned.
         return Response(
-            {"id": str(row.pk), "kind": data["kind"], "trace_id": row.trace_id}, status=200 if existed else 201
+            {"id": str(row.pk), "kind": data["kind"], "trace_id": row.trace_id}, status=201 if written.created else 200
         )
