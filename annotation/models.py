@@ -74,6 +74,11 @@ class QueueItem(models.Model):
         ordering = ["position"]
         constraints = [
             models.UniqueConstraint(fields=["queue", "position"], name="queue_item_unique_position"),
+            # A queue holds a trace once. The key is the trace alone, also in pairwise
+            # mode: a reviewer's judgement is stored on the item's trace (one annotation per
+            # reviewer, trace and config), so the same trace against a second partner would
+            # overwrite the first verdict rather than add one.
+            models.UniqueConstraint(fields=["queue", "trace_id"], name="queue_item_unique_trace"),
         ]
 
     def __str__(self) -> str:

@@ -89,7 +89,11 @@ def queue_create(
     reviews_per_item: int = 1,
     source_filter: Mapping[str, Any] | None = None,
 ) -> AnnotationQueue:
-    """Create a queue over `items` ((trace_id, pair_trace_id or None), in review order)."""
+    """Create a queue over `items` ((trace_id, pair_trace_id or None), in review order).
+
+    A queue holds a trace once (unique per queue and trace): a repeated trace is skipped,
+    keeping its first place and pair, and the positions stay 1..n.
+    """
     name = name.strip()
     if not name:
         raise ValidationFailed("name: a queue needs a name.", detail={"name": "required"})
@@ -110,6 +114,10 @@ def queue_create(
         configs.append(preferred)
     if not configs:
         raise ValidationFailed("score_configs: choose at least one score config.", detail={"score_configs": "required"})
+    first_of_trace: dict[str, str | None] = {}
+    for trace_id, pair in items:
+        first_of_trace.setdefault(trace_id, pair)
+    items = list(first_of_trace.items())
     if not items:
         raise ValidationFailed("filter: no traces match; the queue would be empty.", detail={"filter": "empty"})
     if len(items) > MAX_QUEUE_ITEMS:

@@ -300,7 +300,7 @@ def queue_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         except errors.ValidationFailed as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, f"Queue “{queue.name}” created with {len(items)} items.")
+            messages.success(request, f"Queue “{queue.name}” created with {queue.items.count()} items.")
             return redirect("annotation-queue-detail", project_slug=access.project.slug, queue_id=queue.pk)
     return render(request, "annotation/queue_new.html", {"form": form}, status=400 if form.errors else 200)
 

@@ -36,6 +36,16 @@ class JudgeSettings(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        constraints = [
+            # A share of traces. Outside [0, 1] the settings page would show a rate the
+            # sampler cannot honour, and NaN would sample nothing without a word (every
+            # comparison with it is false); the page and judge_settings_save check first.
+            models.CheckConstraint(
+                condition=models.Q(sample_rate__gte=0, sample_rate__lte=1), name="judge_sample_rate_0_to_1"
+            ),
+        ]
+
     def __str__(self) -> str:  # never the key
         return f"judge settings of project {self.project_id}"
 

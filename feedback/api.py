@@ -22,10 +22,8 @@ from rest_framework.views import APIView
 from config.api import ErrorSerializer
 from config.errors import error_body
 from feedback import ratelimit, services
-from feedback.models import InteractionEvent
 from projects.models import ApiKey, hash_secret
 from scores.api import AnyValueField
-from scores.models import Score
 from tracing.api import normalize_span_id, normalize_trace_id
 
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
@@ -155,7 +153,8 @@ class FeedbackView(APIView):
             "`X-Spyglass-Public-Key` (or `Authorization: Bearer pk-sg-...`); a secret key is "
             "refused. `kind=feedback` stores a score with source end_user (`thumbs`/`user_thumbs`: "
             "true/false/up/down; `stars`/`user_rating`: 1–5; any name with a `comment` for free "
-            "text; `tags`). `kind=event` stores an interaction event: `copy`, `regenerate`, `edit` "
+            "text; `tags`), one per trace/span and name: a later one replaces it (200). "
+            "`kind=event` stores an interaction event: `copy`, `regenerate`, `edit` "
             "(edited text in `text` or `value`), `abandon`, `dwell_ms` (number), `escalate`, or "
             "your own name. The trace need not exist yet. Rate-limited per key and per client "
             "address: 429 with Retry-After."
@@ -207,10 +206,7 @@ class FeedbackView(APIView):
         body = FeedbackInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        existed = data.get("id") is not None and (
-            Score.objects.filter(pk=data["id"]).exists() or InteractionEvent.objects.filter(pk=data["id"]).exists()
-        )
-        row = services.feedback_record(
+        written = services.feedback_record(
             project=key.project,
             trace_id=data["trace_id"],
             kind=data["kind"],
@@ -223,6 +219,9 @@ class FeedbackView(APIView):
             metadata=data["metadata"],
             client_id=data.get("id"),
         )
+        row = written.row
+        # 200: an earlier row was updated (a retried id, or the end user's new thumbs
+        # replacing their old one on this trace); its id is the one returned.
         return Response(
-            {"id": str(row.pk), "kind": data["kind"], "trace_id": row.trace_id}, status=200 if existed else 201
+            {"id": str(row.pk), "kind": data["kind"], "trace_id": row.trace_id}, status=201 if written.created else 200
         )

@@ -39,6 +39,12 @@ FEEDBACK_ALIASES = {"thumbs": THUMBS, "thumb": THUMBS, "stars": RATING, "rating"
 # --- end-user feedback ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FeedbackWrite:
+    row: Score | InteractionEvent
+    created: bool  # False: an earlier row was updated (same thumbs target, or a retried id)
+
+
 @transaction.atomic
 def feedback_record(
     *,
@@ -53,13 +59,18 @@ def feedback_record(
     text: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     client_id: uuid.UUID | None = None,
-) -> Score | InteractionEvent:
+) -> FeedbackWrite:
     """Store what an end user said (kind=feedback → Score) or did (kind=event → InteractionEvent).
 
     The trace need not exist yet: rows are keyed by the trace id, so feedback that
     beats its spans to the server shows up once they land. Thumbs and events feed the
     implicit signals, so once stored, the trace's session is recomputed (a late event on
     a session that was already closed counts too).
+
+    Feedback is one score per (trace, span, name), latest wins: a trace belongs to one
+    end user (its user_id), so a second thumbs on it is that user changing their mind,
+    and counting both would inflate the rates. Events are a log: each one is a row
+    (a client id only makes a retried request count once).
     """
     transaction.on_commit(lambda: _signals_after_feedback(project.pk, trace_id))
     meta = dict(metadata or {})
@@ -70,7 +81,7 @@ def feedback_record(
             meta["tags"] = tags
         if value is None and not comment and not tags:
             raise ValidationFailed("value: feedback needs a value, a comment or tags.", detail={"value": "required"})
-        return score_upsert(
+        written = score_upsert(
             project=project,
             trace_id=trace_id,
             span_id=span_id,
@@ -80,7 +91,8 @@ def feedback_record(
             source=Source.END_USER,
             score_id=client_id,
             metadata=meta,
-        ).score
+        )
+        return FeedbackWrite(written.score, created=written.created)
     if kind != "event":
         raise ValidationFailed(f"kind: {kind!r} is not one of feedback, event.", detail={"kind": "invalid"})
 
@@ -126,8 +138,8 @@ def feedback_record(
         )
         if not created and (event.project_id != project.pk or event.trace_id != trace_id):
             raise Conflict(f"Event id {client_id} already belongs to another trace.", detail={"id": "taken"})
-        return event
-    return InteractionEvent.objects.create(project=project, **event_fields)
+        return FeedbackWrite(event, created=created)
+    return FeedbackWrite(InteractionEvent.objects.create(project=project, **event_fields), created=True)
 
 
 # --- implicit-feedback signals ------------------------------------------------------------

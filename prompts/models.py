@@ -70,6 +70,10 @@ class PromptVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["prompt", "version"], name="prompt_version_unique"),
             models.CheckConstraint(condition=models.Q(version__gte=1), name="prompt_version_positive"),
+            # Redundant as a key (id is unique already), but it is what a composite foreign
+            # key needs to point at: PromptLabel (version_id, prompt_id) references it, so a
+            # label can only point at a version of its own prompt (migration prompts 0002).
+            models.UniqueConstraint(fields=["id", "prompt"], name="prompt_version_id_prompt"),
         ]
         ordering = ["-version"]
 

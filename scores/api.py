@@ -177,7 +177,8 @@ class ScoreListView(APIView):
             "of their value. Send an `id` (UUID) to make retries idempotent: the same id "
             "updates the score (200) instead of creating another (201). With a session, "
             "the score is your annotation (one per trace/span and config; posting again "
-            "updates it)."
+            "updates it). `end_user` scores are one per trace/span and name too: the end "
+            "user's latest verdict replaces the earlier one (200)."
         ),
         parameters=[PROJECT_PARAM],
         request=ScoreInputSerializer,

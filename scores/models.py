@@ -12,7 +12,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from projects.models import Project
 
@@ -45,7 +45,15 @@ class ScoreConfig(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="score_config_unique_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="score_config_unique_name"),
+            # An empty or inverted range would refuse every score (or, for the admin's
+            # hand edits, make "out of range" meaningless).
+            models.CheckConstraint(
+                condition=Q(min_value__isnull=True) | Q(max_value__isnull=True) | Q(min_value__lt=F("max_value")),
+                name="score_config_min_below_max",
+            ),
+        ]
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -111,6 +119,39 @@ class Score(models.Model):
                 condition=Q(source="annotation"),
                 nulls_distinct=False,
                 name="score_one_annotation_per_author",
+            ),
+            # One end-user judgement per target and name: a trace belongs to one end user
+            # (its user_id), so "the same end user" is the trace itself; a second thumbs or
+            # rating on it replaces the first (latest wins) instead of inflating the rates
+            # of the users and prompt pages. A span of the trace is a separate target.
+            models.UniqueConstraint(
+                fields=["project", "trace_id", "span_id", "name"],
+                condition=Q(source="end_user"),
+                nulls_distinct=False,
+                name="score_one_end_user_per_target",
+            ),
+            # The columns must agree with data_type, whatever wrote the row (the services
+            # check values first and answer 400; these catch bulk writes and hand edits).
+            # The config's range and categories live in another table: the constraint
+            # trigger score_fits_config (migration scores 0003) checks those.
+            models.CheckConstraint(condition=Q(data_type__in=DataType.values), name="score_data_type_known"),
+            models.CheckConstraint(
+                condition=~Q(data_type=DataType.BOOLEAN) | (Q(value__isnull=False) & Q(value__in=[0.0, 1.0])),
+                name="score_boolean_is_0_or_1",
+            ),
+            # Postgres orders NaN above +Infinity, so this range also refuses NaN.
+            models.CheckConstraint(
+                condition=~Q(data_type=DataType.NUMERIC)
+                | (Q(value__isnull=False) & Q(value__gt=float("-inf")) & Q(value__lt=float("inf"))),
+                name="score_numeric_is_finite",
+            ),
+            models.CheckConstraint(
+                condition=~Q(data_type=DataType.CATEGORICAL) | Q(string_value__isnull=False),
+                name="score_categorical_has_label",
+            ),
+            models.CheckConstraint(
+                condition=~Q(data_type=DataType.TEXT) | Q(value__isnull=True, string_value__isnull=True),
+                name="score_text_has_no_value",
             ),
         ]
         indexes = [

@@ -22,6 +22,8 @@ from scores import names
 from scores.models import DataType, Score, ScoreConfig, Source
 
 PAIRWISE_CONFIG = names.PREFERRED.name
+# SQLSTATE of a unique index refusing a row (the only IntegrityError worth a retry).
+UNIQUE_VIOLATION = "23505"
 
 
 # The configs every project starts with: (registered name, min, max, categories,
@@ -190,8 +192,10 @@ def value_normalize(
             number = as_number(raw, where)
             low, high = config.min_value, config.max_value
             if (low is not None and number < low) or (high is not None and number > high):
+                # A config edited in the admin may have one bound only.
+                shown = "–".join("…" if bound is None else f"{bound:g}" for bound in (low, high))
                 raise ValidationFailed(
-                    f"value: {number:g} is outside {config.name!r}'s range {low:g}–{high:g}.",
+                    f"value: {number:g} is outside {config.name!r}'s range {shown}.",
                     detail={"value": "out_of_range", "min": low, "max": high},
                 )
             return NormalizedValue(DataType.NUMERIC, number, None)
@@ -274,6 +278,8 @@ def score_upsert(
     Idempotency: a client-supplied `score_id` updates the score with that id (it must be
     in this project and on the same trace). Annotations are also unique per
     (trace, span, config, author): annotating again updates the reviewer's judgement.
+    End-user feedback is unique per (trace, span, name): the end user's latest thumbs or
+    rating replaces the earlier one, whatever id the client sent.
     """
     if source == Source.ANNOTATION and author is None:
         raise ValidationFailed("source: annotations need a signed-in reviewer.", detail={"source": "invalid"})
@@ -290,7 +296,55 @@ def score_upsert(
     if queue_id is not None:
         fields["queue_id"] = queue_id
 
-    existing: Score | None = None
+    # Two rounds at most: a concurrent writer can insert the same id or natural key
+    # between our look-up and our insert; the unique index then makes us wait for it and
+    # refuse, and the second round finds its row and updates it (latest wins).
+    for attempt in (1, 2):
+        existing = _existing_for_update(
+            project=project, trace_id=trace_id, span_id=span_id, name=name, source=source, author=author,
+            score_id=score_id,
+        )
+        if existing is not None:
+            for field, new in fields.items():
+                setattr(existing, field, new)
+            existing.save()
+            return ScoreWrite(existing, created=False)
+        score = Score(
+            id=score_id or uuid.uuid4(),
+            project=project,
+            trace_id=trace_id,
+            span_id=span_id,
+            name=name,
+            source=source,
+            author=author,
+            **fields,
+        )
+        try:
+            # A savepoint, so losing that race does not abort the caller's transaction.
+            with transaction.atomic():
+                score.save(force_insert=True)
+        except IntegrityError as exc:
+            # Only a lost race is retried; a CHECK or the config trigger refusing the row
+            # (the database's backstop behind value_normalize) is a real error.
+            if attempt == 2 or getattr(exc.__cause__, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            continue
+        return ScoreWrite(score, created=True)
+    raise AssertionError("unreachable: the second round returns or raises")
+
+
+def _existing_for_update(
+    *,
+    project: Project,
+    trace_id: str,
+    span_id: str | None,
+    name: str,
+    source: str,
+    author: AbstractBaseUser | None,
+    score_id: uuid.UUID | None,
+) -> Score | None:
+    """The row this write updates, locked: the client's id, else the natural key of
+    annotations (per reviewer) and end-user feedback (per target, see the model)."""
     if score_id is not None:
         existing = Score.objects.select_for_update().filter(pk=score_id).first()
         if existing is not None and (existing.project_id != project.pk or existing.trace_id != trace_id):
@@ -300,48 +354,18 @@ def score_upsert(
             raise Conflict(
                 f"Score id {score_id} is a {existing.source} score named {existing.name!r}.", detail={"id": "taken"}
             )
-    if existing is None and source == Source.ANNOTATION:
-        existing = (
-            Score.objects.select_for_update()
-            .filter(project=project, trace_id=trace_id, span_id=span_id, name=name, author=author, source=source)
-            .first()
-        )
-    if existing is not None:
-        for field, new in fields.items():
-            setattr(existing, field, new)
-        existing.save()
-        return ScoreWrite(existing, created=False)
-    score = Score(
-        id=score_id or uuid.uuid4(),
-        project=project,
-        trace_id=trace_id,
-        span_id=span_id,
-        name=name,
-        source=source,
-        author=author,
-        **fields,
+        if existing is not None:
+            return existing
+    natural = Score.objects.select_for_update().filter(
+        project=project, trace_id=trace_id, span_id=span_id, name=name, source=source
     )
-    try:
-        # A savepoint, so a concurrent insert of the same id or annotation turns into an
-        # update below instead of aborting the caller's transaction.
-        with transaction.atomic():
-            score.save(force_insert=True)
-    except IntegrityError:
-        return score_upsert(
-            project=project,
-            trace_id=trace_id,
-            name=name,
-            value=value,
-            source=source,
-            span_id=span_id,
-            comment=comment,
-            author=author,
-            score_id=score_id,
-            data_type=data_type,
-            queue_id=queue_id,
-            metadata=metadata,
-        )
-    return ScoreWrite(score, created=True)
+    if source == Source.ANNOTATION:
+        return natural.filter(author=author).first()
+    if source == Source.END_USER:
+        # Another client id for the same target is the same end user changing their
+        # mind: the stored row (and its id) is updated rather than a second one added.
+        return natural.first()
+    return None
 
 
 @transaction.atomic

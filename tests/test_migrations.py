@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,3 +124,145 @@ def test_splitting_feedback_into_apps_keeps_every_row_and_relation():
     # The queue id on a score is a plain id now: deleting a queue leaves its scores.
     queue.delete()
     assert Score.objects.filter(pk=seeded["score_id"]).exists()
+
+
+# --- integrity rules (scores 0003, annotation 0003, prompts 0002, evaluation 0003) --------
+
+BEFORE_INTEGRITY = [
+    ("scores", "0002_rename_tables"),
+    ("annotation", "0002_rename_tables"),
+    ("prompts", "0001_initial"),
+    ("evaluation", "0002_rename_tables"),
+]
+T1 = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+T2 = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
+
+
+def _seed_rule_breakers(old) -> dict:
+    """Rows that today's rules refuse, as a database from before them may hold."""
+    Project = old.get_model("projects", "Project")
+    project = Project.objects.create(name="Before rules", slug="before-rules")
+    other = Project.objects.create(name="Other", slug="before-rules-other")
+    User = old.get_model("auth", "User")
+    alice, bob = User.objects.create(username="rules-alice"), User.objects.create(username="rules-bob")
+    ScoreConfig = old.get_model("scores", "ScoreConfig")
+    ScoreConfig.objects.filter(project__in=[project, other]).delete()  # no defaults needed here
+    helpfulness = ScoreConfig.objects.create(project=project, name="helpfulness", data_type="numeric",
+                                             min_value=1, max_value=5)
+    inverted = ScoreConfig.objects.create(project=project, name="inverted", data_type="numeric",
+                                          min_value=5, max_value=1)
+    empty = ScoreConfig.objects.create(project=project, name="empty", data_type="numeric",
+                                       min_value=3, max_value=3)
+
+    Score = old.get_model("scores", "Score")
+    trace, span = "ab" * 16, "cd" * 8
+    ids = {}
+
+    def score(key, when, **fields):
+        row = {"project": project, "trace_id": trace, "name": "user_thumbs", "source": "end_user",
+               "data_type": "boolean", "value": 1.0, **fields}
+        ids[key] = Score.objects.create(**row).pk
+        # auto_now stamps every save with now; the history being modelled is older.
+        Score.objects.filter(pk=ids[key]).update(created_at=when, updated_at=when)
+
+    score("thumbs_first_down", T0, value=0.0, comment="wrong")
+    score("thumbs_latest_up", T2, value=1.0)
+    score("thumbs_middle_down", T1, value=0.0)
+    score("span_thumbs", T0, span_id=span, value=0.0)
+    score("rating_old", T0, name="user_rating", data_type="numeric", value=1.0)
+    score("rating_new", T1, name="user_rating", data_type="numeric", value=5.0)
+    score("api_1", T0, source="api", name="note")
+    score("api_2", T1, source="api", name="note")
+    score("nan", T0, source="evaluator", name="hallucination", data_type="numeric", value=float("nan"))
+    score("half_boolean", T0, source="evaluator", name="pii_output", value=0.5)
+    score("text_with_value", T0, name="user_comment", data_type="text", value=3.0, comment="too long")
+    score("annotation", T0, source="annotation", name="helpfulness", data_type="numeric", value=4.0,
+          author=alice, config=helpfulness)
+
+    # A queue holding trace A three times, reviewed on two of its copies.
+    Queue = old.get_model("annotation", "AnnotationQueue")
+    QueueItem = old.get_model("annotation", "QueueItem")
+    QueueReview = old.get_model("annotation", "QueueReview")
+    queue = Queue.objects.create(project=project, name="twice")
+    trace_a, trace_b, trace_c = "a" * 32, "b" * 32, "c" * 32
+    positions = [(trace_a, 0), (trace_b, 0), (trace_a, 1), (trace_c, 0), (trace_a, 0)]
+    items = [QueueItem.objects.create(queue=queue, project=project, trace_id=t, position=i + 1, done_count=done)
+             for i, (t, done) in enumerate(positions)]
+    QueueReview.objects.create(item=items[0], project=project, reviewer=alice, status="claimed")
+    QueueReview.objects.create(item=items[2], project=project, reviewer=alice, status="done")
+    QueueReview.objects.create(item=items[4], project=project, reviewer=bob, status="skipped")
+    single = Queue.objects.create(project=project, name="fine")
+    QueueItem.objects.create(queue=single, project=project, trace_id=trace_a, position=1)
+
+    # A label of one prompt pointing at another prompt's version.
+    Prompt = old.get_model("prompts", "Prompt")
+    PromptVersion = old.get_model("prompts", "PromptVersion")
+    PromptLabel = old.get_model("prompts", "PromptLabel")
+    versions = {}
+    for name in ("ours", "theirs"):
+        prompt = Prompt.objects.create(project=project, name=name, latest_version=1)
+        versions[name] = PromptVersion.objects.create(project=project, prompt=prompt, version=1, template="t")
+    PromptLabel.objects.create(project=project, prompt=versions["ours"].prompt, name="production",
+                               version=versions["theirs"])
+    PromptLabel.objects.create(project=project, prompt=versions["ours"].prompt, name="staging",
+                               version=versions["ours"])
+
+    JudgeSettings = old.get_model("evaluation", "JudgeSettings")
+    JudgeSettings.objects.create(project=project, sample_rate=1.5)
+    JudgeSettings.objects.create(project=other, sample_rate=float("nan"))
+    EvaluatorSettings = old.get_model("evaluation", "EvaluatorSettings")
+    EvaluatorSettings.objects.create(project=project, config={"groundedness": {"sample_rate": "all", "threshold": 0.4}})
+    EvaluatorSettings.objects.create(project=other, config={"groundedness": {"sample_rate": 0.25}})
+    return {"project": project.pk, "other": other.pk, "ids": ids, "queue": queue.pk, "single": single.pk,
+            "items": [i.pk for i in items], "configs": (inverted.pk, empty.pk), "alice": alice.pk, "bob": bob.pk}
+
+
+def test_integrity_migrations_repair_a_database_that_breaks_the_rules_then_enforce_them():
+    try:
+        old = _migrate(BEFORE_INTEGRITY)
+        seeded = _seed_rule_breakers(old)
+    finally:
+        _migrate(None)
+
+    from annotation.models import QueueItem, QueueReview
+    from evaluation.models import EvaluatorSettings, JudgeSettings
+    from prompts.models import PromptLabel
+    from scores.models import Score, ScoreConfig
+
+    ids = seeded["ids"]
+    left = set(Score.objects.filter(project_id=seeded["project"]).values_list("pk", flat=True))
+    # End users: the latest of each (trace, span, name) stays; API series are untouched.
+    kept = {"thumbs_latest_up", "span_thumbs", "rating_new", "api_1", "api_2", "text_with_value", "annotation"}
+    assert left == {ids[k] for k in kept}
+    assert Score.objects.get(pk=ids["thumbs_latest_up"]).value == 1.0
+    # Unreadable values are gone; a text score keeps its words and loses its stray value.
+    text = Score.objects.get(pk=ids["text_with_value"])
+    assert (text.value, text.comment) == (None, "too long")
+    inverted, empty = (ScoreConfig.objects.get(pk=pk) for pk in seeded["configs"])
+    assert (inverted.min_value, inverted.max_value) == (1, 5)
+    assert (empty.min_value, empty.max_value) == (3, None)
+
+    # The queue holds each trace once, in first-seen order, with the finished review kept.
+    items = list(QueueItem.objects.filter(queue_id=seeded["queue"]).order_by("position"))
+    assert [(i.position, i.trace_id) for i in items] == [(1, "a" * 32), (2, "b" * 32), (3, "c" * 32)]
+    merged = items[0]
+    assert merged.pk == seeded["items"][2]  # the copy that had a completed review
+    reviews = {(r.reviewer_id, r.status) for r in QueueReview.objects.filter(item=merged)}
+    assert reviews == {(seeded["alice"], "done"), (seeded["bob"], "skipped")}
+    assert merged.done_count == 1
+    assert QueueItem.objects.filter(queue_id=seeded["single"]).count() == 1
+
+    assert set(PromptLabel.objects.filter(prompt__name="ours").values_list("name", flat=True)) == {"staging"}
+    rates = dict(JudgeSettings.objects.values_list("project_id", "sample_rate"))
+    assert (rates[seeded["project"]], rates[seeded["other"]]) == (1.0, 0.0)
+    configs = dict(EvaluatorSettings.objects.values_list("project_id", "config"))
+    assert configs[seeded["project"]] == {"groundedness": {"threshold": 0.4}}
+    assert configs[seeded["other"]] == {"groundedness": {"sample_rate": 0.25}}
+
+    # And from now on the database refuses what it just repaired.
+    with pytest.raises(IntegrityError, match="score_one_end_user_per_target"), transaction.atomic():
+        Score.objects.create(project_id=seeded["project"], trace_id="ab" * 16, name="user_thumbs",
+                             source="end_user", data_type="boolean", value=0.0)
+    with pytest.raises(IntegrityError, match="queue_item_unique_trace"), transaction.atomic():
+        QueueItem.objects.create(queue_id=seeded["queue"], project_id=seeded["project"], trace_id="b" * 32,
+                                 position=9)

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -452,6 +453,46 @@ def test_pairwise_review_records_preferred_with_the_pair(world):
     assert "Answer A text" in page and "Answer B text" in page and 'data-key="2"' in page
     score = Score.objects.get()
     assert (score.trace_id, score.string_value, score.metadata["pair_trace_id"]) == (a.trace_id, "B", b.trace_id)
+
+
+# --- a queue holds a trace once ------------------------------------------------------------
+
+
+def test_a_trace_given_twice_is_queued_once_in_its_first_place(world):
+    a, b, c = (ingest_trace(world.project, input=f"q{i}") for i in range(3))
+
+    queue = queue_create(
+        project=world.project, name="Twice", created_by=world.owner,
+        items=[(a.trace_id, None), (b.trace_id, None), (a.trace_id, None), (c.trace_id, None), (b.trace_id, None)],
+        config_ids=[config(world.project, "helpfulness").pk],
+    )  # fmt: skip
+
+    items = list(queue.items.order_by("position").values_list("position", "trace_id"))
+    assert items == [(1, a.trace_id), (2, b.trace_id), (3, c.trace_id)]
+
+
+def test_a_pairwise_queue_holds_each_a_side_once(world):
+    """The preferred verdict is stored on the A trace (one per reviewer), so A against a
+    second partner would overwrite the first verdict: the first pair is kept."""
+    a, b1, b2 = (ingest_trace(world.project, input="same", output=f"answer {i}") for i in range(3))
+
+    queue = queue_create(
+        project=world.project, name="AB", created_by=world.owner, mode=QueueMode.PAIRWISE,
+        items=[(a.trace_id, b1.trace_id), (a.trace_id, b2.trace_id)],
+        config_ids=[config(world.project, "preferred").pk],
+    )  # fmt: skip
+
+    assert list(queue.items.values_list("trace_id", "pair_trace_id")) == [(a.trace_id, b1.trace_id)]
+
+
+def test_the_database_refuses_a_second_item_for_a_queued_trace(world):
+    queue, traces = make_queue(world, n=2)
+
+    with pytest.raises(IntegrityError, match="queue_item_unique_trace"), transaction.atomic():
+        QueueItem.objects.create(queue=queue, project=world.project, trace_id=traces[0].trace_id, position=3)
+    # The same trace in another queue is fine.
+    other, _ = make_queue(world, n=1)
+    QueueItem.objects.create(queue=other, project=world.project, trace_id=traces[0].trace_id, position=2)
 
 
 # --- role matrix of the queue pages -----------------------------------------------------------

