@@ -36,6 +36,14 @@ RANGE_LABELS = {"15m": "15 min", "1h": "1 hour", "24h": "24 hours", "7d": "7 day
 SORT_LABELS = {"-time": "Newest first", "time": "Oldest first", "-latency": "Slowest first",
                "latency": "Fastest first"}  # fmt: skip
 
+# The `status` filter keeps OTel's stored values; rows show "ok" for both ok and unset
+# (explorer/templatetags/explorer.py `outcome`), so the choices say which is which.
+STATUS_CHOICES = [
+    (Status.ERROR, "error"),
+    (Status.OK, "ok, set by the app"),
+    (Status.UNSET, "unset (no status set; shown as ok)"),
+]
+
 # The feedback app's annotation panel, included on the trace page when it exists.
 ANNOTATION_PANEL = "annotation/_trace_panel.html"
 
@@ -155,7 +163,7 @@ def trace_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         **_results_context(access, form),
         "ranges": [(k, RANGE_LABELS[k]) for k in RANGES if k != "custom"],
         "sort_labels": SORT_LABELS,
-        "status_choices": Status.values,
+        "status_choices": STATUS_CHOICES,
         "feedback_choices": [("", "Any feedback"), ("yes", "Has feedback"), ("no", "No feedback")],
     }
     if form.is_valid():

@@ -52,6 +52,10 @@ def test_explore_filter_open_trace_expand_span_open_session(page, world, explore
     page.screenshot(path="/tmp/explorer-trace-list.png", full_page=True)
 
     # Filter by user with the keyboard: type, Enter; htmx swaps the results and the URL.
+    # Status reads "ok" unless the trace failed (the German question's trace errored).
+    statuses = page.locator("table.traces tbody .status").all_text_contents()
+    assert sorted(statuses) == ["error", "ok", "ok", "ok", "ok"]
+
     page.fill("#f-user", "user-ja")
     page.press("#f-user", "Enter")
     page.wait_for_url("**user_id=user-ja**")

@@ -43,11 +43,16 @@ def chat_trace(
     model: str = "gpt-4o-mini",
     latency_ms: int = 800,
     error: bool = False,
+    root_status: int = 1,
     tags: list[str] | None = None,
     metadata: dict[str, str] | None = None,
     children: int = 1,
 ) -> str:
-    """A root chain span with `children` LLM spans under it; returns the trace id."""
+    """A root chain span with `children` LLM spans under it; returns the trace id.
+
+    The root's OTel status is `root_status` (1 = OK, 0 = UNSET, as most instrumentations
+    send) or ERROR with `error`; the children set none.
+    """
     trace_id = otlp.new_trace_id()
     root_id = otlp.new_span_id()
     base = _ns(start)
@@ -74,7 +79,7 @@ def chat_trace(
             start=base,
             end=base + latency_ms * otlp.MS,
             attributes=root_attrs,
-            status=(2, "upstream timeout") if error else 1,
+            status=(2, "upstream timeout") if error else root_status,
         )
     ]
     step = latency_ms * otlp.MS // (children + 1)
@@ -311,6 +316,33 @@ def test_rows_show_score_badges_and_thumbs(world):
     html = login(world.viewer).get(traces_url(world)).content.decode()
     assert "helpfulness <b>4.5</b>" in html
     assert "👍" in html
+
+
+def status_chip(html: str, trace_id: str) -> str:
+    """The text of the status chip in the row of `trace_id`."""
+    row = html.split(f"/traces/{trace_id}/", 1)[1].split("</tr>", 1)[0]
+    return row.split('class="status status-', 1)[1].split(">", 1)[1].split("<", 1)[0]
+
+
+def test_status_reads_ok_for_a_clean_trace_and_error_for_a_failed_one(world):
+    # Most instrumentations never set a span status, so the stored OTel status is UNSET.
+    clean = chat_trace(world.project, start=T0, root_status=0)
+    failed = chat_trace(world.project, start=T0 + timedelta(minutes=1), error=True)
+    assert Trace.objects.get(trace_id=clean).status == "unset"  # stored as OTel said
+    client = login(world.viewer)
+
+    html = client.get(traces_url(world)).content.decode()
+
+    assert status_chip(html, clean) == "ok" and status_chip(html, failed) == "error"
+    assert ">unset<" not in html
+    # The filter keeps OTel's stored values: `unset` still finds the clean trace.
+    assert listed(client.get(traces_url(world), {"status": "unset"})) == [clean]
+    assert listed(client.get(traces_url(world), {"status": "error"})) == [failed]
+    page = client.get(f"{traces_url(world)}{clean}/").content.decode()
+    header = page.split('<header class="trace-head', 1)[1].split("</header>", 1)[0]
+    assert '<span class="status status-ok" title="no span failed · OTel status: unset">ok</span>' in header
+    failed_page = client.get(f"{traces_url(world)}{failed}/").content.decode()
+    assert ">error</span>" in failed_page.split('<header class="trace-head', 1)[1].split("</header>", 1)[0]
 
 
 def test_invalid_filters_are_explained_not_ignored(world):
