@@ -112,7 +112,8 @@ def chat_trace(
     return trace_id
 
 
-def score(project, trace_id: str, name: str, value: float, *, source: str = Source.EVALUATOR, boolean=False):
+def score(project, trace_id: str, name: str, value: float, *, source: str = Source.EVALUATOR, boolean=False,
+          **fields):
     return Score.objects.create(
         project=project,
         trace_id=trace_id,
@@ -120,6 +121,7 @@ def score(project, trace_id: str, name: str, value: float, *, source: str = Sour
         value=value,
         data_type=DataType.BOOLEAN if boolean else DataType.NUMERIC,
         source=source,
+        **fields,
     )
 
 
@@ -343,6 +345,45 @@ def test_status_reads_ok_for_a_clean_trace_and_error_for_a_failed_one(world):
     assert '<span class="status status-ok" title="no span failed · OTel status: unset">ok</span>' in header
     failed_page = client.get(f"{traces_url(world)}{failed}/").content.decode()
     assert ">error</span>" in failed_page.split('<header class="trace-head', 1)[1].split("</header>", 1)[0]
+
+
+def test_flagged_and_negative_chips_lead_and_passed_checks_fold(world):
+    trace_id = chat_trace(world.project)
+    # What the evaluators write on a trace whose answer is not grounded ...
+    score(world.project, trace_id, "hallucination", 0.82, metadata={"flagged": True})
+    score(world.project, trace_id, "toxicity_output", 0.91, metadata={"flagged": True})
+    score(world.project, trace_id, "pii_input", 0, boolean=True)
+    score(world.project, trace_id, "pii_output", 0, boolean=True)
+    # ... the project's injection threshold is 0.8: the stored decision wins over the
+    # registry's default 0.5.
+    score(world.project, trace_id, "prompt_injection", 0.6, metadata={"flagged": False})
+    # What the user did next, and what they said.
+    score(world.project, trace_id, "rephrase", 1, source=Source.IMPLICIT, boolean=True)
+    score(world.project, trace_id, "user_rating", 5, source=Source.END_USER)
+
+    html = login(world.viewer).get(traces_url(world)).content.decode()
+
+    cell = html.split('<td class="col-scores">', 1)[1].split("</td>", 1)[0]
+    order = [cell.index(f"{name} <b>") for name in
+             ("hallucination", "toxicity_output", "rephrase", "user_rating", "pii_input", "pii_output")]
+    assert order == sorted(order)  # flagged, negative signal, the end user's praise, then the rest
+    leading, folded = cell.split('<details class="more-scores">', 1)
+    assert "⚠" in leading and 'class="badge tone-bad"' in leading and 'class="badge tone-good"' in leading
+    for quiet in ("pii_input <b>no</b>", "pii_output <b>no</b>", "prompt_injection <b>0.6</b>"):
+        assert quiet not in leading and quiet in folded
+    # "+3", with the folded scores in the tooltip and behind a keyboard-operable <details>.
+    assert '<summary title="pii_input no · pii_output no · prompt_injection 0.6">+3' in folded
+
+
+def test_a_trace_with_only_passed_checks_shows_them_folded(world):
+    trace_id = chat_trace(world.project)
+    score(world.project, trace_id, "pii_input", 0, boolean=True)
+    score(world.project, trace_id, "toxicity_input", 0.02, metadata={"flagged": False})
+
+    html = login(world.viewer).get(traces_url(world)).content.decode()
+
+    cell = html.split('<td class="col-scores">', 1)[1].split("</td>", 1)[0]
+    assert cell.startswith('<details class="more-scores"><summary title="pii_input no · toxicity_input 0.02">2 scores')
 
 
 def test_invalid_filters_are_explained_not_ignored(world):
