@@ -280,8 +280,9 @@ def scores_for_trace(*, project: Project, trace: Trace) -> list[Any]:
     return [score_as_dict(score) for score in feedback_scores(project=project, trace_id=trace.trace_id)]
 
 
-def trace_detail(*, project: Project, trace_id: str) -> TraceDetail:
-    """A trace with all its spans (flat, in start order) and its scores.
+def trace_detail(*, project: Project, trace_id: str, with_scores: bool = True) -> TraceDetail:
+    """A trace with all its spans (flat, in start order) and its scores (as API dicts;
+    `with_scores=False` when the caller reads them its own way, saving a query).
 
     `trace_id` is lowercase hex. Another project's trace is "not found", exactly like a
     missing one, so ids of other tenants cannot be probed.
@@ -295,7 +296,8 @@ def trace_detail(*, project: Project, trace_id: str) -> TraceDetail:
     spans = list(
         Span.objects.filter(project=project, trace_id=trace_id).order_by("start_time", "-end_time", "span_id")
     )
-    return TraceDetail(trace=trace, spans=spans, scores=scores_for_trace(project=project, trace=trace))
+    scores = scores_for_trace(project=project, trace=trace) if with_scores else []
+    return TraceDetail(trace=trace, spans=spans, scores=scores)
 
 
 # --- explorer: scores on trace pages ----------------------------------------------------
@@ -495,14 +497,72 @@ def scores_by_trace(*, project: Project, trace_ids: list[str]) -> dict[str, Trac
 TRACE_SCORES_MAX = 500
 
 
-def trace_scores(*, project: Project, trace_id: str) -> tuple[TraceScores, list[Any]]:
-    """The summary and the individual scores (with author) of one trace, one query."""
+@dataclass
+class ScoreRow:
+    score: Score
+    tone: str
+
+    @property
+    def value(self) -> str:
+        score = self.score
+        if score.name == names.USER_THUMBS.name and score.data_type == DataType.BOOLEAN and score.value is not None:
+            return "👍 up" if score.value >= 0.5 else "👎 down"
+        return score.display_value
+
+
+@dataclass
+class ScoreGroup:
+    source: str
+    label: str
+    rows: list[ScoreRow]
+
+    @property
+    def notable(self) -> int:
+        return sum(row.tone == BAD for row in self.rows)
+
+
+# The trace page's groups, in the order a reader asks: what did the user say, what did
+# the machines find, what did the user do next, what did reviewers say, what did scripts send.
+SCORE_GROUPS = (
+    (Source.END_USER, "End users"),
+    (Source.EVALUATOR, "Evaluators"),
+    (Source.IMPLICIT, "Implicit signals"),
+    (Source.ANNOTATION, "Annotation"),
+    (Source.API, "API"),
+)
+
+
+@dataclass
+class TraceScorePanel:
+    scores: list[Score]  # every score of the trace, oldest first (with author)
+    groups: list[ScoreGroup]  # each score exactly once, grouped by source
+
+    @property
+    def notable(self) -> int:
+        """Scores that are flagged or say the answer failed (BAD), in every group."""
+        return sum(group.notable for group in self.groups)
+
+
+def trace_score_panel(*, project: Project, trace_id: str) -> TraceScorePanel:
+    """Every score of one trace, grouped by source for the trace page (one query).
+
+    Within a group, flagged or poor scores come first, then by name and time. Every
+    group is present (possibly empty) so the page can say what is missing.
+    """
     scores = list(
         Score.objects.filter(project=project, trace_id=trace_id)
         .select_related("author")
         .order_by("created_at")[:TRACE_SCORES_MAX]
     )
-    return _summarize(scores), scores
+    rows: dict[str, list[ScoreRow]] = {source: [] for source, _ in SCORE_GROUPS}
+    for score in scores:
+        rows.setdefault(score.source, []).append(ScoreRow(score=score, tone=_tone_of(score)))
+    groups = [
+        ScoreGroup(source=source, label=label,
+                   rows=sorted(rows[source], key=lambda r: (_TONE_RANK[r.tone], r.score.name, r.score.created_at)))
+        for source, label in SCORE_GROUPS
+    ]
+    return TraceScorePanel(scores=scores, groups=groups)
 
 
 # --- explorer: filter suggestions ---------------------------------------------------------

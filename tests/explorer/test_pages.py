@@ -534,13 +534,55 @@ def test_previous_and_next_follow_the_filtered_list(world):
     assert next_href == f"{traces_url(world)}{a}/?user_id=u1"
 
 
+def test_trace_page_lists_each_score_once_grouped_by_source(world):
+    trace_id = chat_trace(world.project, session="sess-9")
+    score(world.project, trace_id, "user_thumbs", 0, source=Source.END_USER, boolean=True, comment="wrong dates")
+    score(world.project, trace_id, "hallucination", 0.8765, comment="1 of 2 sentences unsupported",
+          metadata={"flagged": True, "threshold": 0.5, "unsupported": []})
+    score(world.project, trace_id, "pii_output", 1, boolean=True,
+          metadata={"findings": [{"kind": "email", "masked": "a•••@x.org", "start": 3, "end": 12}]})
+    score(world.project, trace_id, "rephrase", 1, source=Source.IMPLICIT, boolean=True,
+          metadata={"detector": "embedding", "cosine": 0.93, "next": "when do refunds arrive?"})
+    score(world.project, trace_id, "helpfulness", 2, source=Source.ANNOTATION, author=world.reviewer)
+    score(world.project, trace_id, "csat_import", 4, source=Source.API)
+
+    html = login(world.viewer).get(f"{traces_url(world)}{trace_id}/").content.decode()
+
+    groups = ["end_user", "evaluator", "implicit", "annotation", "api"]
+    starts = [html.index(f'id="scores-{g}"') for g in groups]
+    assert starts == sorted(starts)  # end users, evaluators, implicit signals, annotation, API
+    section = {g: html[start:].split("</section>", 1)[0] for g, start in zip(groups, starts, strict=True)}
+    expected = {"end_user": "user_thumbs", "evaluator": "hallucination", "implicit": "rephrase",
+                "annotation": "helpfulness", "api": "csat_import"}
+    for group, name in expected.items():
+        assert f"<code>{name}</code>" in section[group]
+    for name in (*expected.values(), "pii_output", "0.8765", "wrong dates"):
+        assert html.count(name) == 1, name  # no chips, evaluator panel and table repeating it
+    # The evidence stays, next to its score.
+    assert "a•••@x.org" in section["evaluator"] and "1 of 2 sentences unsupported" in section["evaluator"]
+    assert "“when do refunds arrive?”" in section["implicit"] and "cosine" in section["implicit"]
+    assert "👎 down" in section["end_user"] and "reviewer" in section["annotation"]
+    # hallucination, PII found, the rephrase, the thumbs down, the reviewer's 2 of 5
+    assert "5 flagged or negative" in html
+
+
+def test_trace_page_says_which_sources_have_no_scores(world):
+    trace_id = chat_trace(world.project, session=None)
+    html = login(world.reviewer).get(f"{traces_url(world)}{trace_id}/").content.decode()
+    assert "No feedback from end users on this trace." in html
+    assert "Not scored yet" in html and "it belongs to no session" in html
+    assert "No annotations yet; score this trace in the annotation panel below." in html
+    assert 'id="scores-api"' not in html  # shown only when a script sent scores
+
+
 def test_trace_page_query_count_is_bounded_for_a_200_span_trace(world, django_assert_max_num_queries):
     trace_id = chat_trace(world.project, children=199, latency_ms=20_000)
     score(world.project, trace_id, "helpfulness", 4)
     client = login(world.viewer)
-    # 10 of the explorer's own (auth 3, trace, spans, scores x2, neighbours 2, switcher)
-    # plus the feedback app's annotation panel (about 5), independent of the span count.
-    with django_assert_max_num_queries(16):
+    # 9 of the explorer's own (auth 3, trace, spans, scores once, neighbours 2, switcher),
+    # the evaluators' status (1) and the annotation panel (4, reusing the scores),
+    # independent of the span count.
+    with django_assert_max_num_queries(14):
         response = client.get(f"{traces_url(world)}{trace_id}/?user_id=user-ada")
     assert response.content.decode().count('class="wf-row ') == 200
 
