@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation import agreement, selectors, services
 from annotation.models import AnnotationQueue, QueueMode
 from config import errors
+from explorer import selectors as explorer_selectors
 from explorer.filters import FilterError, TraceFilter
 from projects.auth import ProjectAccess
 from projects.models import Role
@@ -69,11 +70,23 @@ def _values_from_post(request: HttpRequest, prefix: str = "score_") -> dict[int,
 
 
 def _panel(
-    request: HttpRequest, access: ProjectAccess, trace: Trace, *, error: str = "", status: int = 200
+    request: HttpRequest, access: ProjectAccess, trace: Trace, *, error: str = "", status: int = 200,
+    scores_changed: bool = False,
 ) -> HttpResponse:
-    feedback = selectors.trace_feedback(project=access.project, trace_id=trace.trace_id, user=request.user)
-    context = {"access": access, "trace": trace, "fb": feedback, "panel_error": error}
+    """The panel (htmx) or the panel's own page. Scores are listed in the explorer's
+    "Scores & feedback" section, not in the panel: after a save, htmx gets that section
+    too, out of band, so the trace page lists the score just saved."""
+    context: dict[str, Any] = {"access": access, "trace": trace, "panel_error": error}
+    scores = None
+    if scores_changed or not request.htmx:
+        score_panel = explorer_selectors.trace_score_panel(project=access.project, trace_id=trace.trace_id)
+        scores = score_panel.scores
+        context.update(score_panel=score_panel, scores=scores, can_annotate=access.can(Role.REVIEWER))
+    context["fb"] = selectors.trace_feedback(
+        project=access.project, trace_id=trace.trace_id, user=request.user, scores=scores
+    )
     if request.htmx:
+        context["refresh_scores"] = scores_changed
         return render(request, "annotation/_panel_body.html", context, status=status)
     return render(request, "annotation/trace_feedback.html", context, status=status)
 
@@ -104,7 +117,7 @@ def trace_annotate(request: HttpRequest, access: ProjectAccess, trace_id: str) -
     except errors.ValidationFailed as exc:
         # htmx swaps only 2xx answers by default; the panel shows the message either way.
         return _panel(request, access, trace, error=exc.message, status=200 if request.htmx else 400)
-    return _panel(request, access, trace)
+    return _panel(request, access, trace, scores_changed=True)
 
 
 @require_POST

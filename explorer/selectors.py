@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KT
 from django.db.models.functions import Left
 
 from config import keyset
@@ -15,7 +16,8 @@ from config.errors import NotFound
 from explorer.filters import TraceFilter
 from projects.models import Project
 from scores import names
-from scores.models import Score, ScoreConfig
+from scores.models import DataType, Score, ScoreConfig, Source
+from scores.services import DEFAULT_CONFIGS
 from tracing.models import Span, Trace
 
 # How much of a trace's input/output the list returns. One character more is fetched so
@@ -278,8 +280,9 @@ def scores_for_trace(*, project: Project, trace: Trace) -> list[Any]:
     return [score_as_dict(score) for score in feedback_scores(project=project, trace_id=trace.trace_id)]
 
 
-def trace_detail(*, project: Project, trace_id: str) -> TraceDetail:
-    """A trace with all its spans (flat, in start order) and its scores.
+def trace_detail(*, project: Project, trace_id: str, with_scores: bool = True) -> TraceDetail:
+    """A trace with all its spans (flat, in start order) and its scores (as API dicts;
+    `with_scores=False` when the caller reads them its own way, saving a query).
 
     `trace_id` is lowercase hex. Another project's trace is "not found", exactly like a
     missing one, so ids of other tenants cannot be probed.
@@ -293,10 +296,95 @@ def trace_detail(*, project: Project, trace_id: str) -> TraceDetail:
     spans = list(
         Span.objects.filter(project=project, trace_id=trace_id).order_by("start_time", "-end_time", "span_id")
     )
-    return TraceDetail(trace=trace, spans=spans, scores=scores_for_trace(project=project, trace=trace))
+    scores = scores_for_trace(project=project, trace=trace) if with_scores else []
+    return TraceDetail(trace=trace, spans=spans, scores=scores)
 
 
 # --- explorer: scores on trace pages ----------------------------------------------------
+
+# How a score reads at a glance. BAD: an evaluator flagged the trace, an end user or a
+# reviewer judged it poorly, or the user's next move says the answer failed (rephrase,
+# regenerate, abandon, escalate, frustration). GOOD: the opposite, said by a person.
+# PLAIN: a check that passed, a reading time, a label without a direction.
+BAD, GOOD, PLAIN = "bad", "good", "plain"
+_TONE_RANK = {BAD: 0, GOOD: 1, PLAIN: 2}
+
+# Which chips a row leads with: what needs a look, then what end users said, then the
+# rest, folded. Without this a row led with `pii_input no`, `pii_output no`,
+# `prompt_injection 0` (alphabetical) while a hallucination hid behind "+2".
+TIER_NOTABLE, TIER_FEEDBACK, TIER_REST = 0, 1, 2
+CHIPS_SHOWN = 4  # at most this many lead a row; more notable ones fold with the rest
+
+# Within a tier, in the order a reader asks: did a machine flag it, what did the user
+# say, what did the user do, what did a reviewer say, what did a script send.
+SOURCE_ORDER = (Source.EVALUATOR, Source.END_USER, Source.IMPLICIT, Source.ANNOTATION, Source.API)
+
+
+# (low, high) of the registered ratings (1-5), from the configs every project starts with.
+_SCALES = {name: (low, high) for name, _, low, high, _, _ in DEFAULT_CONFIGS if low is not None and high is not None}
+
+
+def score_tone(*, name: str, data_type: str, value: float | None, flagged: bool | None = None) -> str:
+    """BAD, GOOD or PLAIN for one score, by the registry's direction (scores/names.py).
+
+    `flagged` is an evaluator's own decision (metadata.flagged, evaluation/runner.py),
+    made with the project's threshold, so it wins over the registry's default threshold.
+    A name outside the registry has no known direction and reads PLAIN.
+    """
+    if flagged is not None:
+        return BAD if flagged else PLAIN
+    known = names.known(name)
+    if known is None or known.higher_is_better is None or value is None:
+        return PLAIN
+    better = known.higher_is_better
+    if data_type == DataType.BOOLEAN:
+        said_yes = value >= 0.5
+        if said_yes == better:
+            # Only a "yes" to something good is news (thumbs up, copied); "no rephrase"
+            # and "no PII" are what every clean trace says.
+            return GOOD if said_yes else PLAIN
+        return BAD
+    if known.flag_threshold is not None:
+        over = value >= known.flag_threshold
+        return BAD if over != better else PLAIN
+    if name in _SCALES:
+        low, high = _SCALES[name]
+        quarter = (high - low) / 4
+        if value <= low + quarter:  # 1-5: 1 and 2
+            return BAD if better else GOOD
+        if value >= high - quarter:  # 1-5: 4 and 5
+            return GOOD if better else BAD
+    return PLAIN
+
+
+def score_tier(*, name: str, source: str, tone: str) -> int:
+    """Where a chip goes in a row: notable (BAD), end users' feedback, or the rest."""
+    if tone == BAD:
+        return TIER_NOTABLE
+    known = names.known(name)
+    from_end_user = source in (Source.END_USER, Source.IMPLICIT) or (
+        known is not None and known.source == names.END_USER
+    )
+    if from_end_user and (tone == GOOD or source == Source.END_USER):
+        # Explicit end-user feedback without a direction (a text, a label) is still
+        # someone telling you something; implicit signals count only when positive.
+        return TIER_FEEDBACK
+    return TIER_REST
+
+
+def _stored_flag(score: Any) -> bool | None:
+    """An evaluator's stored decision. List pages annotate just that key as `flag`
+    (the metadata itself can hold whole passages); the trace page has the metadata."""
+    if score.source != Source.EVALUATOR:
+        return None
+    if hasattr(score, "flag"):
+        return {"true": True, "false": False}.get(score.flag)
+    flagged = (score.metadata or {}).get("flagged")
+    return flagged if isinstance(flagged, bool) else None
+
+
+def _tone_of(score: Any) -> str:
+    return score_tone(name=score.name, data_type=score.data_type, value=score.value, flagged=_stored_flag(score))
 
 
 @dataclass
@@ -305,13 +393,19 @@ class ScoreBadge:
     value: str  # what the badge shows: mean, yes-share or latest label
     count: int
     sources: str  # comma-separated Score.source values, for the tooltip
+    tone: str = PLAIN  # BAD, GOOD or PLAIN: the worst of its scores
+    tier: int = TIER_REST
+
+    @property
+    def text(self) -> str:
+        return f"{self.name} {self.value}"
 
 
 @dataclass
 class TraceScores:
     """Scores of one trace, summarized for a row or a trace header."""
 
-    badges: list[ScoreBadge] = field(default_factory=list)
+    badges: list[ScoreBadge] = field(default_factory=list)  # notable first
     thumbs_up: int = 0
     thumbs_down: int = 0
     feedback: int = 0  # end-user scores of any type (thumbs, stars, text)
@@ -320,16 +414,41 @@ class TraceScores:
     def has_feedback(self) -> bool:
         return self.feedback > 0
 
+    @property
+    def leading(self) -> list[ScoreBadge]:
+        """The chips a row shows: flagged or notable ones and end users' feedback."""
+        return [b for b in self.badges if b.tier < TIER_REST][:CHIPS_SHOWN]
+
+    @property
+    def folded(self) -> list[ScoreBadge]:
+        """The rest, behind "+N" (listed on hover and when expanded)."""
+        return self.badges[len(self.leading):]
+
+    @property
+    def folded_text(self) -> str:
+        return " · ".join(b.text for b in self.folded)
+
+
+def _badge_value(group: list[Any]) -> str:
+    values = [s.value for s in group if s.value is not None]
+    if group[0].data_type == DataType.BOOLEAN and values:
+        if len(values) > 1:
+            return f"{sum(v >= 0.5 for v in values) / len(values):.0%} yes"
+        return "yes" if values[0] >= 0.5 else "no"
+    if values:
+        return f"{sum(values) / len(values):.2f}".rstrip("0").rstrip(".")
+    # Categorical or text: the most recent label (scores arrive in created order).
+    return next((s.string_value for s in reversed(group) if s.string_value), "") or "—"
+
 
 def _summarize(scores: list[Any]) -> TraceScores:
-    from scores.models import DataType, Source
-
     summary = TraceScores()
     by_name: dict[str, list[Any]] = {}
     for score in scores:
         if score.source == Source.END_USER:
             summary.feedback += 1
-            # Thumbs are boolean end-user scores (user_thumbs and any alias of it).
+            # Thumbs are boolean end-user scores (user_thumbs and any alias of it); they
+            # have their own column.
             if score.data_type == DataType.BOOLEAN and score.value is not None:
                 if score.value >= 0.5:
                     summary.thumbs_up += 1
@@ -337,20 +456,20 @@ def _summarize(scores: list[Any]) -> TraceScores:
                     summary.thumbs_down += 1
                 continue
         by_name.setdefault(score.name, []).append(score)
-    for name in sorted(by_name):
-        group = by_name[name]
-        values = [s.value for s in group if s.value is not None]
-        if group[0].data_type == DataType.BOOLEAN and values:
-            shown = f"{sum(v >= 0.5 for v in values) / len(values):.0%} yes" if len(values) > 1 else (
-                "yes" if values[0] >= 0.5 else "no"
-            )
-        elif values:
-            shown = f"{sum(values) / len(values):.2f}".rstrip("0").rstrip(".")
-        else:
-            # Categorical or text: the most recent label (scores arrive in created order).
-            shown = next((s.string_value for s in reversed(group) if s.string_value), "") or "—"
-        sources = ", ".join(sorted({s.source for s in group}))
-        summary.badges.append(ScoreBadge(name=name, value=shown, count=len(group), sources=sources))
+    ranked: list[tuple[tuple[int, int, str], ScoreBadge]] = []
+    for name, group in by_name.items():
+        # A name's chip is as notable as its most notable score (one reviewer's 1 among 5s).
+        judged = []
+        for score in group:
+            tone = _tone_of(score)
+            judged.append((score_tier(name=name, source=score.source, tone=tone), _TONE_RANK[tone], tone))
+        tier, _, tone = min(judged)
+        sources = sorted({s.source for s in group})
+        source_rank = min(SOURCE_ORDER.index(s) if s in SOURCE_ORDER else len(SOURCE_ORDER) for s in sources)
+        badge = ScoreBadge(name=name, value=_badge_value(group), count=len(group), sources=", ".join(sources),
+                           tone=tone, tier=tier)
+        ranked.append(((tier, source_rank, name), badge))
+    summary.badges = [badge for _, badge in sorted(ranked, key=lambda item: item[0])]
     return summary
 
 
@@ -366,6 +485,8 @@ def scores_by_trace(*, project: Project, trace_ids: list[str]) -> dict[str, Trac
     scores = (
         Score.objects.filter(project=project, trace_id__in=trace_ids)
         .only(*_SCORE_FIELDS)
+        # Only the evaluator's decision leaves the database, not the evidence beside it.
+        .annotate(flag=KT("metadata__flagged"))
         .order_by("created_at")
     )
     for score in scores:
@@ -376,14 +497,72 @@ def scores_by_trace(*, project: Project, trace_ids: list[str]) -> dict[str, Trac
 TRACE_SCORES_MAX = 500
 
 
-def trace_scores(*, project: Project, trace_id: str) -> tuple[TraceScores, list[Any]]:
-    """The summary and the individual scores (with author) of one trace, one query."""
+@dataclass
+class ScoreRow:
+    score: Score
+    tone: str
+
+    @property
+    def value(self) -> str:
+        score = self.score
+        if score.name == names.USER_THUMBS.name and score.data_type == DataType.BOOLEAN and score.value is not None:
+            return "👍 up" if score.value >= 0.5 else "👎 down"
+        return score.display_value
+
+
+@dataclass
+class ScoreGroup:
+    source: str
+    label: str
+    rows: list[ScoreRow]
+
+    @property
+    def notable(self) -> int:
+        return sum(row.tone == BAD for row in self.rows)
+
+
+# The trace page's groups, in the order a reader asks: what did the user say, what did
+# the machines find, what did the user do next, what did reviewers say, what did scripts send.
+SCORE_GROUPS = (
+    (Source.END_USER, "End users"),
+    (Source.EVALUATOR, "Evaluators"),
+    (Source.IMPLICIT, "Implicit signals"),
+    (Source.ANNOTATION, "Annotation"),
+    (Source.API, "API"),
+)
+
+
+@dataclass
+class TraceScorePanel:
+    scores: list[Score]  # every score of the trace, oldest first (with author)
+    groups: list[ScoreGroup]  # each score exactly once, grouped by source
+
+    @property
+    def notable(self) -> int:
+        """Scores that are flagged or say the answer failed (BAD), in every group."""
+        return sum(group.notable for group in self.groups)
+
+
+def trace_score_panel(*, project: Project, trace_id: str) -> TraceScorePanel:
+    """Every score of one trace, grouped by source for the trace page (one query).
+
+    Within a group, flagged or poor scores come first, then by name and time. Every
+    group is present (possibly empty) so the page can say what is missing.
+    """
     scores = list(
         Score.objects.filter(project=project, trace_id=trace_id)
         .select_related("author")
         .order_by("created_at")[:TRACE_SCORES_MAX]
     )
-    return _summarize(scores), scores
+    rows: dict[str, list[ScoreRow]] = {source: [] for source, _ in SCORE_GROUPS}
+    for score in scores:
+        rows.setdefault(score.source, []).append(ScoreRow(score=score, tone=_tone_of(score)))
+    groups = [
+        ScoreGroup(source=source, label=label,
+                   rows=sorted(rows[source], key=lambda r: (_TONE_RANK[r.tone], r.score.name, r.score.created_at)))
+        for source, label in SCORE_GROUPS
+    ]
+    return TraceScorePanel(scores=scores, groups=groups)
 
 
 # --- explorer: filter suggestions ---------------------------------------------------------

@@ -36,6 +36,14 @@ RANGE_LABELS = {"15m": "15 min", "1h": "1 hour", "24h": "24 hours", "7d": "7 day
 SORT_LABELS = {"-time": "Newest first", "time": "Oldest first", "-latency": "Slowest first",
                "latency": "Fastest first"}  # fmt: skip
 
+# The `status` filter keeps OTel's stored values; rows show "ok" for both ok and unset
+# (explorer/templatetags/explorer.py `outcome`), so the choices say which is which.
+STATUS_CHOICES = [
+    (Status.ERROR, "error"),
+    (Status.OK, "ok, set by the app"),
+    (Status.UNSET, "unset (no status set; shown as ok)"),
+]
+
 # The feedback app's annotation panel, included on the trace page when it exists.
 ANNOTATION_PANEL = "annotation/_trace_panel.html"
 
@@ -155,7 +163,7 @@ def trace_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         **_results_context(access, form),
         "ranges": [(k, RANGE_LABELS[k]) for k in RANGES if k != "custom"],
         "sort_labels": SORT_LABELS,
-        "status_choices": Status.values,
+        "status_choices": STATUS_CHOICES,
         "feedback_choices": [("", "Any feedback"), ("yes", "Has feedback"), ("no", "No feedback")],
     }
     if form.is_valid():
@@ -180,7 +188,7 @@ def _trace_or_404(access: ProjectAccess, trace_id: str) -> selectors.TraceDetail
     if len(trace_id) != 32:
         raise Http404("A trace id is 32 hex characters.")
     try:
-        return selectors.trace_detail(project=access.project, trace_id=trace_id.lower())
+        return selectors.trace_detail(project=access.project, trace_id=trace_id.lower(), with_scores=False)
     except NotFound as exc:
         raise Http404(exc.message) from None
 
@@ -200,7 +208,7 @@ def trace_detail(request: HttpRequest, access: ProjectAccess, trace_id: str) -> 
     tree = selectors.span_tree(trace=trace, spans=detail.spans)
     selected_id = request.GET.get("span") or trace.root_span_id
     selected = next((row for row in tree if row.span.span_id == selected_id), tree[0] if tree else None)
-    summary, scores = selectors.trace_scores(project=access.project, trace_id=trace.trace_id)
+    score_panel = selectors.trace_score_panel(project=access.project, trace_id=trace.trace_id)
 
     form = TraceFilterForm(request.GET)
     neighbors = None
@@ -211,8 +219,10 @@ def trace_detail(request: HttpRequest, access: ProjectAccess, trace_id: str) -> 
         "trace": trace,
         "tree": tree,
         "selected": selected,
-        "score_summary": summary,
-        "scores": scores,
+        "score_panel": score_panel,
+        # The includes of lower apps (evaluators, annotation panel) reuse these instead
+        # of reading the scores again.
+        "scores": score_panel.scores,
         "neighbors": neighbors,
         "filter_query": _filter_query(request),
         "annotation_panel": _annotation_panel(),

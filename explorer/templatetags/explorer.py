@@ -68,6 +68,20 @@ def pretty_json(value: Any) -> str:
 
 
 @register.filter
+def outcome(row: Any) -> str:
+    """"error" for a trace (or span) that failed, "ok" for every other.
+
+    The stored status is OTel's: UNSET unless the app set one, and instrumentations are
+    told to leave it unset on success, so nearly every trace read "UNSET". A reader asks
+    "did it fail?"; the stored value stays in the API, the `status` filter and the
+    chip's tooltip. A trace is an error when any of its spans is (error_count > 0).
+    """
+    if getattr(row, "error_count", 0) or getattr(row, "status", None) == "error":
+        return "error"
+    return "ok"
+
+
+@register.filter
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 

@@ -1,16 +1,11 @@
-"""Template helpers for templates/feedback/_signals.html (included by the trace page).
-
-Like the annotation panel, the include loads its own data from `access` and `trace`, so
-the tracing app's view needs no knowledge of signals.
-"""
+"""Template helpers for templates/feedback/_signals.html: the evidence of implicit
+signals, listed in the trace page's "Scores & feedback" section."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django import template
-
-from feedback import selectors
 
 register = template.Library()
 
@@ -19,12 +14,6 @@ _EVIDENCE_KEYS = (
     "detector", "phrase", "language", "message", "previous", "next", "cosine", "threshold", "distance",
     "similarity", "edited", "events", "values", "idle_minutes", "threshold_minutes", "last_activity",
 )  # fmt: skip
-
-
-@register.simple_tag(takes_context=True)
-def trace_signals(context: Any, access: Any, trace: Any) -> selectors.TraceSignals:
-    # Reuse the scores the trace page already loaded, when it did.
-    return selectors.trace_signals(project=access.project, trace_id=trace.trace_id, scores=context.get("scores"))
 
 
 @register.filter

@@ -47,7 +47,9 @@ def test_include_renders_configs_scores_events_and_comments(world, trace):
     for name in ("helpfulness", "factual_accuracy", "relevance", "safety"):
         assert f"<legend>{name}</legend>" in html
     assert "<legend>preferred</legend>" not in html and "<legend>user_rating</legend>" not in html
-    assert "user_thumbs" in html and "End User" in html
+    # Scores are listed once, in the trace page's "Scores & feedback" section (explorer),
+    # not again in the panel.
+    assert "user_thumbs" not in html
     assert "Refunds: 14 days" in html
     assert "Looks like a stale policy doc" in html and "member" in html
     assert f'hx-post="/p/{world.project.slug}/traces/{trace.trace_id}/annotate"' in html
@@ -57,7 +59,7 @@ def test_include_renders_configs_scores_events_and_comments(world, trace):
 def test_viewer_sees_the_panel_without_forms(world, trace):
     html = render_include(world, trace, world.viewer, "viewer")
 
-    assert "Scores" in html and "/annotate" not in html and "/comments" not in html
+    assert "Comments" in html and "/annotate" not in html and "/comments" not in html
 
 
 def test_htmx_annotate_returns_the_refreshed_panel(world, trace):
@@ -73,9 +75,28 @@ def test_htmx_annotate_returns_the_refreshed_panel(world, trace):
     html = response.content.decode()
     assert "<html" not in html  # a partial for hx-swap
     assert 'value="2" checked' in html
+    # The trace page's score section is refreshed out of band with the new scores.
+    assert '<section class="scores card" id="trace-scores" aria-labelledby="scores-h" hx-swap-oob="outerHTML">' in html
+    annotation = html.split('id="scores-annotation"', 1)[1].split("</section>", 1)[0]
+    assert "<code>helpfulness</code>" in annotation and "<code>safety</code>" in annotation
     scores = {s.name: s for s in Score.objects.all()}
     assert scores["helpfulness"].value == 2.0 and scores["helpfulness"].comment == "vague"
     assert scores["safety"].author == world.reviewer and scores["safety"].source == Source.ANNOTATION
+
+
+def test_panel_page_without_htmx_lists_the_scores_once(world, trace):
+    feedback_record(project=world.project, trace_id=trace.trace_id, kind="feedback", name="thumbs", value="down")
+
+    html = browser(world.viewer).get(urls(world, trace)["panel"]).content.decode()
+
+    assert html.count("<code>user_thumbs</code>") == 1
+    assert 'id="feedback-panel"' in html and "hx-swap-oob" not in html
+
+
+def test_comment_does_not_refresh_the_scores(world, trace):
+    response = browser(world.reviewer).post(urls(world, trace)["comments"], {"body": "hm"}, HTTP_HX_REQUEST="true")
+
+    assert 'id="trace-scores"' not in response.content.decode()
 
 
 def test_annotating_a_span(world, trace):

@@ -52,6 +52,10 @@ def test_explore_filter_open_trace_expand_span_open_session(page, world, explore
     page.screenshot(path="/tmp/explorer-trace-list.png", full_page=True)
 
     # Filter by user with the keyboard: type, Enter; htmx swaps the results and the URL.
+    # Status reads "ok" unless the trace failed (the German question's trace errored).
+    statuses = page.locator("table.traces tbody .status").all_text_contents()
+    assert sorted(statuses) == ["error", "ok", "ok", "ok", "ok"]
+
     page.fill("#f-user", "user-ja")
     page.press("#f-user", "Enter")
     page.wait_for_url("**user_id=user-ja**")
@@ -146,3 +150,43 @@ def test_switch_an_evaluator_off_from_the_settings_page(page, world):
     config = registry.evaluator_config(world.project)
     assert config["toxicity"]["enabled"] is False and config["injection"]["threshold"] == 0.8
     assert "iban" not in config["pii"]["kinds"] and "email" in config["pii"]["kinds"]
+
+
+def test_flagged_chip_leads_folded_scores_open_from_the_keyboard_and_annotating_refreshes_scores(page, world):
+    trace_id = chat_trace(world.project, start=timezone.now() - timedelta(minutes=5), root_status=0)
+    for name, value, data_type, metadata in [
+        ("hallucination", 0.82, DataType.NUMERIC, {"flagged": True, "threshold": 0.5}),
+        ("pii_input", 0, DataType.BOOLEAN, {}),
+        ("pii_output", 0, DataType.BOOLEAN, {}),
+        ("prompt_injection", 0, DataType.NUMERIC, {"flagged": False}),
+    ]:
+        Score.objects.create(project=world.project, trace_id=trace_id, name=name, value=value,
+                             data_type=data_type, source=Source.EVALUATOR, metadata=metadata)  # fmt: skip
+    login(page, "reviewer", "pw-reviewer")
+    page.goto(f"/p/{world.project.slug}/traces/")
+
+    cell = page.locator("table.traces tbody td.col-scores").first
+    assert cell.locator(".badge").first.inner_text().endswith("hallucination 0.82")
+    assert not cell.get_by_text("pii_input").is_visible()  # folded
+    # Tab to "+3" and open it with Enter, as a keyboard user would.
+    summary = cell.locator("details.more-scores summary")
+    assert summary.inner_text().startswith("+3")
+    summary.focus()
+    page.keyboard.press("Enter")
+    assert cell.get_by_text("pii_input").is_visible()
+    assert page.locator("table.traces tbody .status").first.text_content() == "ok"
+
+    # The trace page lists every score once, grouped by source; annotating from the
+    # panel adds the reviewer's score to that list without a reload.
+    page.click("a.row-link")
+    page.wait_for_url(f"**/traces/{trace_id}/**")
+    scores = page.locator("#trace-scores")
+    assert scores.locator("#scores-evaluator").get_by_text("hallucination").count() == 1
+    assert "No annotations yet" in scores.locator("#scores-annotation").inner_text()
+    page.locator("fieldset.score", has_text="helpfulness").get_by_text("2", exact=True).click()
+    page.get_by_role("button", name="Save scores").click()
+    page.wait_for_selector("#scores-annotation code:text('helpfulness')")
+    annotation = page.locator("#scores-annotation").inner_text()
+    assert "helpfulness" in annotation and "reviewer" in annotation
+    assert page.locator("#trace-scores").count() == 1
+    page.screenshot(path="/tmp/explorer-trace-scores.png", full_page=True)

@@ -191,7 +191,7 @@ def test_trace_page_shows_evaluations(world, client):
     assert "Not scored yet" in client.get(url).content.decode()
     traces_score_batch([trace.pk])
     page = client.get(url).content.decode()
-    section = page.split('<section class="evaluations')[1].split("</section>")[0]
+    section = page.split('id="scores-evaluator"')[1].split("</section>")[0]
     assert "phone" in section and "•••32" in section
     assert "415 555" not in section  # masked: the number itself is shown only in the input pane
 

@@ -43,11 +43,16 @@ def chat_trace(
     model: str = "gpt-4o-mini",
     latency_ms: int = 800,
     error: bool = False,
+    root_status: int = 1,
     tags: list[str] | None = None,
     metadata: dict[str, str] | None = None,
     children: int = 1,
 ) -> str:
-    """A root chain span with `children` LLM spans under it; returns the trace id."""
+    """A root chain span with `children` LLM spans under it; returns the trace id.
+
+    The root's OTel status is `root_status` (1 = OK, 0 = UNSET, as most instrumentations
+    send) or ERROR with `error`; the children set none.
+    """
     trace_id = otlp.new_trace_id()
     root_id = otlp.new_span_id()
     base = _ns(start)
@@ -74,7 +79,7 @@ def chat_trace(
             start=base,
             end=base + latency_ms * otlp.MS,
             attributes=root_attrs,
-            status=(2, "upstream timeout") if error else 1,
+            status=(2, "upstream timeout") if error else root_status,
         )
     ]
     step = latency_ms * otlp.MS // (children + 1)
@@ -107,7 +112,8 @@ def chat_trace(
     return trace_id
 
 
-def score(project, trace_id: str, name: str, value: float, *, source: str = Source.EVALUATOR, boolean=False):
+def score(project, trace_id: str, name: str, value: float, *, source: str = Source.EVALUATOR, boolean=False,
+          **fields):
     return Score.objects.create(
         project=project,
         trace_id=trace_id,
@@ -115,6 +121,7 @@ def score(project, trace_id: str, name: str, value: float, *, source: str = Sour
         value=value,
         data_type=DataType.BOOLEAN if boolean else DataType.NUMERIC,
         source=source,
+        **fields,
     )
 
 
@@ -313,6 +320,72 @@ def test_rows_show_score_badges_and_thumbs(world):
     assert "👍" in html
 
 
+def status_chip(html: str, trace_id: str) -> str:
+    """The text of the status chip in the row of `trace_id`."""
+    row = html.split(f"/traces/{trace_id}/", 1)[1].split("</tr>", 1)[0]
+    return row.split('class="status status-', 1)[1].split(">", 1)[1].split("<", 1)[0]
+
+
+def test_status_reads_ok_for_a_clean_trace_and_error_for_a_failed_one(world):
+    # Most instrumentations never set a span status, so the stored OTel status is UNSET.
+    clean = chat_trace(world.project, start=T0, root_status=0)
+    failed = chat_trace(world.project, start=T0 + timedelta(minutes=1), error=True)
+    assert Trace.objects.get(trace_id=clean).status == "unset"  # stored as OTel said
+    client = login(world.viewer)
+
+    html = client.get(traces_url(world)).content.decode()
+
+    assert status_chip(html, clean) == "ok" and status_chip(html, failed) == "error"
+    assert ">unset<" not in html
+    # The filter keeps OTel's stored values: `unset` still finds the clean trace.
+    assert listed(client.get(traces_url(world), {"status": "unset"})) == [clean]
+    assert listed(client.get(traces_url(world), {"status": "error"})) == [failed]
+    page = client.get(f"{traces_url(world)}{clean}/").content.decode()
+    header = page.split('<header class="trace-head', 1)[1].split("</header>", 1)[0]
+    assert '<span class="status status-ok" title="no span failed · OTel status: unset">ok</span>' in header
+    failed_page = client.get(f"{traces_url(world)}{failed}/").content.decode()
+    assert ">error</span>" in failed_page.split('<header class="trace-head', 1)[1].split("</header>", 1)[0]
+
+
+def test_flagged_and_negative_chips_lead_and_passed_checks_fold(world):
+    trace_id = chat_trace(world.project)
+    # What the evaluators write on a trace whose answer is not grounded ...
+    score(world.project, trace_id, "hallucination", 0.82, metadata={"flagged": True})
+    score(world.project, trace_id, "toxicity_output", 0.91, metadata={"flagged": True})
+    score(world.project, trace_id, "pii_input", 0, boolean=True)
+    score(world.project, trace_id, "pii_output", 0, boolean=True)
+    # ... the project's injection threshold is 0.8: the stored decision wins over the
+    # registry's default 0.5.
+    score(world.project, trace_id, "prompt_injection", 0.6, metadata={"flagged": False})
+    # What the user did next, and what they said.
+    score(world.project, trace_id, "rephrase", 1, source=Source.IMPLICIT, boolean=True)
+    score(world.project, trace_id, "user_rating", 5, source=Source.END_USER)
+
+    html = login(world.viewer).get(traces_url(world)).content.decode()
+
+    cell = html.split('<td class="col-scores">', 1)[1].split("</td>", 1)[0]
+    order = [cell.index(f"{name} <b>") for name in
+             ("hallucination", "toxicity_output", "rephrase", "user_rating", "pii_input", "pii_output")]
+    assert order == sorted(order)  # flagged, negative signal, the end user's praise, then the rest
+    leading, folded = cell.split('<details class="more-scores">', 1)
+    assert "⚠" in leading and 'class="badge tone-bad"' in leading and 'class="badge tone-good"' in leading
+    for quiet in ("pii_input <b>no</b>", "pii_output <b>no</b>", "prompt_injection <b>0.6</b>"):
+        assert quiet not in leading and quiet in folded
+    # "+3", with the folded scores in the tooltip and behind a keyboard-operable <details>.
+    assert '<summary title="pii_input no · pii_output no · prompt_injection 0.6">+3' in folded
+
+
+def test_a_trace_with_only_passed_checks_shows_them_folded(world):
+    trace_id = chat_trace(world.project)
+    score(world.project, trace_id, "pii_input", 0, boolean=True)
+    score(world.project, trace_id, "toxicity_input", 0.02, metadata={"flagged": False})
+
+    html = login(world.viewer).get(traces_url(world)).content.decode()
+
+    cell = html.split('<td class="col-scores">', 1)[1].split("</td>", 1)[0]
+    assert cell.startswith('<details class="more-scores"><summary title="pii_input no · toxicity_input 0.02">2 scores')
+
+
 def test_invalid_filters_are_explained_not_ignored(world):
     chat_trace(world.project)
     response = login(world.viewer).get(
@@ -461,13 +534,55 @@ def test_previous_and_next_follow_the_filtered_list(world):
     assert next_href == f"{traces_url(world)}{a}/?user_id=u1"
 
 
+def test_trace_page_lists_each_score_once_grouped_by_source(world):
+    trace_id = chat_trace(world.project, session="sess-9")
+    score(world.project, trace_id, "user_thumbs", 0, source=Source.END_USER, boolean=True, comment="wrong dates")
+    score(world.project, trace_id, "hallucination", 0.8765, comment="1 of 2 sentences unsupported",
+          metadata={"flagged": True, "threshold": 0.5, "unsupported": []})
+    score(world.project, trace_id, "pii_output", 1, boolean=True,
+          metadata={"findings": [{"kind": "email", "masked": "a•••@x.org", "start": 3, "end": 12}]})
+    score(world.project, trace_id, "rephrase", 1, source=Source.IMPLICIT, boolean=True,
+          metadata={"detector": "embedding", "cosine": 0.93, "next": "when do refunds arrive?"})
+    score(world.project, trace_id, "helpfulness", 2, source=Source.ANNOTATION, author=world.reviewer)
+    score(world.project, trace_id, "csat_import", 4, source=Source.API)
+
+    html = login(world.viewer).get(f"{traces_url(world)}{trace_id}/").content.decode()
+
+    groups = ["end_user", "evaluator", "implicit", "annotation", "api"]
+    starts = [html.index(f'id="scores-{g}"') for g in groups]
+    assert starts == sorted(starts)  # end users, evaluators, implicit signals, annotation, API
+    section = {g: html[start:].split("</section>", 1)[0] for g, start in zip(groups, starts, strict=True)}
+    expected = {"end_user": "user_thumbs", "evaluator": "hallucination", "implicit": "rephrase",
+                "annotation": "helpfulness", "api": "csat_import"}
+    for group, name in expected.items():
+        assert f"<code>{name}</code>" in section[group]
+    for name in (*expected.values(), "pii_output", "0.8765", "wrong dates"):
+        assert html.count(name) == 1, name  # no chips, evaluator panel and table repeating it
+    # The evidence stays, next to its score.
+    assert "a•••@x.org" in section["evaluator"] and "1 of 2 sentences unsupported" in section["evaluator"]
+    assert "“when do refunds arrive?”" in section["implicit"] and "cosine" in section["implicit"]
+    assert "👎 down" in section["end_user"] and "reviewer" in section["annotation"]
+    # hallucination, PII found, the rephrase, the thumbs down, the reviewer's 2 of 5
+    assert "5 flagged or negative" in html
+
+
+def test_trace_page_says_which_sources_have_no_scores(world):
+    trace_id = chat_trace(world.project, session=None)
+    html = login(world.reviewer).get(f"{traces_url(world)}{trace_id}/").content.decode()
+    assert "No feedback from end users on this trace." in html
+    assert "Not scored yet" in html and "it belongs to no session" in html
+    assert "No annotations yet; score this trace in the annotation panel below." in html
+    assert 'id="scores-api"' not in html  # shown only when a script sent scores
+
+
 def test_trace_page_query_count_is_bounded_for_a_200_span_trace(world, django_assert_max_num_queries):
     trace_id = chat_trace(world.project, children=199, latency_ms=20_000)
     score(world.project, trace_id, "helpfulness", 4)
     client = login(world.viewer)
-    # 10 of the explorer's own (auth 3, trace, spans, scores x2, neighbours 2, switcher)
-    # plus the feedback app's annotation panel (about 5), independent of the span count.
-    with django_assert_max_num_queries(16):
+    # 9 of the explorer's own (auth 3, trace, spans, scores once, neighbours 2, switcher),
+    # the evaluators' status (1) and the annotation panel (4, reusing the scores),
+    # independent of the span count.
+    with django_assert_max_num_queries(14):
         response = client.get(f"{traces_url(world)}{trace_id}/?user_id=user-ada")
     assert response.content.decode().count('class="wf-row ') == 200
 

@@ -8,13 +8,12 @@ from datetime import timedelta
 
 import pytest
 from django.template.loader import render_to_string
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from feedback import services
 from feedback.models import SessionSignalState
 from feedback.services import feedback_record, session_signals_compute
-from projects.auth import ProjectAccess
 from scores.models import Score, Source
 from tests.helpers import ingest_trace
 from tests.otlp_payloads import BASE_NS, MS
@@ -169,36 +168,39 @@ def test_the_idle_threshold_follows_the_setting(world, settings):
     assert implicit(world)[(only_turn.trace_id, "abandon")].metadata["threshold_minutes"] == 5
 
 
-# --- the trace page include ------------------------------------------------------------------------
+# --- the trace page ---------------------------------------------------------------------------------
 
 
-def render_signals(world, trace, user, role) -> str:
-    request = RequestFactory().get("/")
-    request.user = user
-    access = ProjectAccess(project=world.project, role=role, user=user)
-    return render_to_string("feedback/_signals.html", {"access": access, "trace": trace}, request=request)
+def signals_on_page(world, trace) -> str:
+    """The implicit-signals group of the trace page's "Scores & feedback" section."""
+    client = Client()
+    client.force_login(world.viewer)
+    html = client.get(f"/p/{world.project.slug}/traces/{trace.trace_id}/").content.decode()
+    return html.split('id="scores-implicit"', 1)[1].split("</section>", 1)[0]
 
 
-def test_the_include_shows_signals_with_their_evidence(world):
+def test_the_trace_page_shows_signals_with_their_evidence(world):
     first = turn(world, "page", 0, "How do I reset my password?")
     turn(world, "page", 1, "I forgot my password, how can I change it?")
     session_signals_compute(project=world.project, session_id="page", now=after(first, 2))
 
-    html = render_signals(world, first, world.viewer, "viewer")
+    html = signals_on_page(world, first)
 
     assert 'id="trace-signals"' in html and "<code>rephrase</code>" in html
     assert "“How do I reset my password?”" in html and "cosine" in html
 
 
-def test_the_include_says_when_there_is_nothing(world):
+def test_the_trace_page_says_when_there_are_no_signals(world):
     lonely = ingest_trace(world.project)
-    assert "belongs to no session" in render_signals(world, lonely, world.viewer, "viewer")
+    assert "belongs to no session" in signals_on_page(world, lonely)
 
 
-def test_the_include_reads_only_its_own_project(world, django_assert_max_num_queries):
+def test_the_signals_include_reads_nothing_itself(world, django_assert_num_queries):
     trace = turn(world, "q", 0, "Hi?")
-    with django_assert_max_num_queries(2):
-        render_signals(world, trace, world.viewer, "viewer")
+    request = RequestFactory().get("/")
+    request.user = world.viewer
+    with django_assert_num_queries(0):
+        render_to_string("feedback/_signals.html", {"trace": trace, "rows": []}, request=request)
 
 
 # --- tasks -------------------------------------------------------------------
