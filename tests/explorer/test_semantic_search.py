@@ -12,6 +12,7 @@ project's import and with fresh ones, and compare every page with numpy's exact 
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,9 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from evaluation import selectors as evaluation_selectors
 from evaluation.models import TraceEmbedding
 from explorer import selectors
 from explorer.selectors import TraceFilters
@@ -93,8 +96,9 @@ def _copy_embeddings(rows: list[tuple[int, str, str, np.ndarray]]) -> None:
 
 def _make_tenants() -> Tenants:
     rng = np.random.default_rng(13)
-    query = rng.standard_normal(DIMS)
-    query /= np.linalg.norm(query)
+    subject = rng.standard_normal(DIMS)
+    subject /= np.linalg.norm(subject)  # what the big project is about
+    query = _around(subject, np.array([0.9]), rng)[0].astype(np.float64)  # a question on it
     User = get_user_model()
     big, _ = project_create(name="Big Co", owner=User.objects.create_user("big-owner"))
     small, _ = project_create(name="Small Co", owner=User.objects.create_user("small-owner"))
@@ -120,7 +124,7 @@ def _make_tenants() -> Tenants:
     # (cosine 0.55-0.9), so the globally nearest rows to the query are all its own. Its
     # traces exist only as embeddings: the nearest-neighbour read never looks at traces.
     big_ids = [f"{i:032x}" for i in range(BIG_TRACES)]
-    big_vectors = _around(query, rng.uniform(0.55, 0.9, BIG_TRACES), rng)
+    big_vectors = _around(subject, rng.uniform(0.55, 0.9, BIG_TRACES), rng)
     index = "trace_embedding_hnsw"
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [index])
@@ -199,3 +203,43 @@ def test_similar_traces_give_a_small_project_a_full_page(tenants, statistics):
     expected = exact_nearest(tenants.small_rows, tenants.small_rows[target_id][0], PAGE, exclude=target_id)
     assert [t.trace_id for t in found] == expected, f"{len(found)} of {PAGE} traces"
     assert {t.project_id for t in found} == {tenants.small.pk}
+
+
+def _walk_plan(call) -> str:
+    """EXPLAIN of the nearest-neighbour query `call` ran last, under the settings it set."""
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    statements = [q["sql"] for q in queries.captured_queries]
+    settings = [sql for sql in statements if "set_config" in sql]
+    walk = [sql for sql in statements if "<=>" in sql][-1]
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql in settings:
+            cursor.execute(sql)
+        cursor.execute("EXPLAIN " + walk)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.parametrize("limit", [PAGE, selectors.SEMANTIC_CANDIDATES])
+def test_big_project_is_searched_through_the_hnsw_index(tenants, statistics, limit):
+    def search():
+        return evaluation_selectors.trace_ids_nearest(project_id=tenants.big.pk, vector=tenants.query, limit=limit)
+
+    found = search()
+    distance = dict(zip(tenants.big_ids, 1 - tenants.big_vectors.astype(np.float64) @ tenants.query, strict=True))
+    exact = sorted(distance, key=distance.get)[:limit]
+    assert len(found) == limit and set(found) <= set(distance)
+    assert len(set(found) & set(exact)) >= 0.9 * limit  # approximate: recall, not equality
+    # Nearest first (pgvector computes in single precision, hence the tolerance).
+    assert all(distance[a] <= distance[b] + 1e-6 for a, b in itertools.pairwise(found))
+    if statistics == "fresh":
+        # With statistics that still say the big project has no rows, the planner sorts
+        # its rows exactly instead: slower, as right.
+        assert "Index Scan using trace_embedding_hnsw" in _walk_plan(search)
+
+
+def test_a_walk_that_runs_out_falls_back_to_the_exact_search(tenants, statistics, monkeypatch):
+    # Count the small project as large: its walk of the shared index meets the big
+    # project's rows first and runs out of its budget before it finds a page.
+    monkeypatch.setattr(evaluation_selectors, "EXACT_SEARCH_MAX_ROWS", 10)
+    found = evaluation_selectors.trace_ids_nearest(project_id=tenants.small.pk, vector=tenants.query, limit=PAGE)
+    assert found == exact_nearest(tenants.small_rows, tenants.query, PAGE)
