@@ -301,8 +301,9 @@ def semantic_scenarios(project, trace_ids: list[str], reps: int) -> list[tuple[s
     from django.db import connection
 
     from evaluation import embeddings
+    from evaluation.selectors import trace_ids_nearest
     from explorer import selectors
-    from explorer.selectors import TraceFilters
+    from explorer.filters import TraceFilter
     from tracing.models import Trace
 
     rows = []
@@ -319,17 +320,17 @@ def semantic_scenarios(project, trace_ids: list[str], reps: int) -> list[tuple[s
     rows.append(("embed query text (embed_texts, 1 text)", p50, p95, "384-dim, CPU"))
 
     cached = {q: embeddings.embed_texts([q]) for q in SEMANTIC_QUERIES}
-    none = TraceFilters()
-    gpt4o = TraceFilters(model="gpt-4o")
+    none = TraceFilter()
+    gpt4o = TraceFilter(model="gpt-4o")
 
-    def search(i: int, filters: TraceFilters = none):
+    def search(i: int, filters: TraceFilter = none):
         return selectors.traces_semantic_search(project=project, text=query(i), filters=filters, limit=20)
 
     # The SQL alone: the same selector with the query vector precomputed.
     with mock.patch.object(embeddings, "embed_texts", lambda texts: cached[texts[0]]):
         p50, p95, found = time_call(search, reps)
-        candidates = selectors._nearest_trace_ids(
-            project=project, vector=cached[query(0)][0], exclude=None, limit=selectors.SEMANTIC_CANDIDATES
+        candidates = trace_ids_nearest(
+            project_id=project.pk, vector=cached[query(0)][0], limit=selectors.SEMANTIC_CANDIDATES
         )
         rows.append(("SQL only: top-20, no filter", p50, p95,
                      f"{len(found)} rows; {len(candidates)} of {selectors.SEMANTIC_CANDIDATES} asked"))  # fmt: skip
@@ -339,8 +340,8 @@ def semantic_scenarios(project, trace_ids: list[str], reps: int) -> list[tuple[s
         with connection.cursor() as cursor:
             cursor.execute("SET hnsw.iterative_scan = strict_order")
         p50, p95, found = time_call(search, reps)
-        candidates = selectors._nearest_trace_ids(
-            project=project, vector=cached[query(0)][0], exclude=None, limit=selectors.SEMANTIC_CANDIDATES
+        candidates = trace_ids_nearest(
+            project_id=project.pk, vector=cached[query(0)][0], limit=selectors.SEMANTIC_CANDIDATES
         )
         rows.append(("  same, hnsw.iterative_scan=strict_order (not prod)", p50, p95,
                      f"{len(found)} rows; {len(candidates)} candidates"))  # fmt: skip

@@ -6,13 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Left
 
 from config import keyset
 from config.errors import NotFound
+from evaluation.selectors import trace_ids_nearest
 from explorer.filters import TraceFilter
 from projects.models import Project
 from scores import names
@@ -26,9 +27,6 @@ PREVIEW_CHARS = 500
 
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 500
-
-
-
 
 
 @dataclass(frozen=True)
@@ -61,14 +59,6 @@ class TraceDetail:
     scores: list[Any]
 
 
-
-
-
-
-
-
-
-
 # --- full-text search -------------------------------------------------------------------
 
 
@@ -80,35 +70,9 @@ SEMANTIC_UNAVAILABLE = (
 )
 
 
-# Candidates pulled from the HNSW index before the explorer's filters apply: the index
-# answers "nearest in the project" fast, and filtering a few hundred rows is cheap.
+# Nearest traces fetched before the explorer's filters apply (filtering a few hundred
+# rows is cheap); a filter that keeps fewer than a page of them still gives a short page.
 SEMANTIC_CANDIDATES = 400
-
-
-def _nearest_trace_ids(*, project: Project, vector, exclude: str | None, limit: int) -> list[str]:
-    """Trace ids of this project by cosine distance (`<=>`) of input or output to `vector`."""
-    from pgvector.django import CosineDistance
-
-    from evaluation.models import TraceEmbedding
-
-    # A trace can own several rows (input, output, and its inner LLM calls'), so ask
-    # for more than `limit` rows to still have `limit` distinct traces after de-duplication.
-    wanted = limit * 3
-    with transaction.atomic():
-        # An HNSW scan returns at most hnsw.ef_search rows (default 40), whatever the
-        # LIMIT: without raising it, a filtered search would silently come back short.
-        # 1000 is pgvector's maximum; set_config(..., true) lasts for this transaction.
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(min(max(wanted, 40), 1000))])
-        rows = list(
-            TraceEmbedding.objects.filter(project=project)
-            .annotate(distance=CosineDistance("embedding", vector))
-            .order_by("distance")
-            .values_list("trace_id", flat=True)[:wanted]
-        )
-    # Keep each trace once, at its best-ranked row.
-    ordered = [t for t in dict.fromkeys(rows) if t != exclude]
-    return ordered[:limit]
 
 
 def traces_semantic_search(
@@ -126,7 +90,7 @@ def traces_semantic_search(
     if not TraceEmbedding.objects.filter(project=project).exists():
         return None
     vector = embed_texts([text])[0]
-    ids = _nearest_trace_ids(project=project, vector=vector, exclude=None, limit=SEMANTIC_CANDIDATES)
+    ids = trace_ids_nearest(project_id=project.pk, vector=vector, limit=SEMANTIC_CANDIDATES)
     rank = {t: i for i, t in enumerate(ids)}
     found = filters.apply(project).filter(trace_id__in=ids)
     return sorted(found, key=lambda t: rank[t.trace_id])[:limit]
@@ -143,7 +107,7 @@ def traces_similar(*, project: Project, trace: Trace, limit: int = 20) -> list[T
     vector = own.get("input") if own.get("input") is not None else own.get("output")
     if vector is None:
         return None
-    ids = _nearest_trace_ids(project=project, vector=vector, exclude=trace.trace_id, limit=limit)
+    ids = trace_ids_nearest(project_id=project.pk, vector=vector, limit=limit, exclude=trace.trace_id)
     rank = {t: i for i, t in enumerate(ids)}
     found = Trace.objects.filter(project=project, trace_id__in=ids).defer("input", "output")
     return sorted(found, key=lambda t: rank[t.trace_id])
