@@ -263,14 +263,33 @@ def test_span_embeddings_follow_the_project_settings(world):
 
 
 def test_the_sweeps_read_recent_traces_through_an_index(world, settings):
+    """At scale most traces are older than the sweep's lookback: the sweeps must reach the
+    few recent ones through the updated_at index, not by walking every trace or every
+    scoring row. The tables are filled and analysed so the planner sees a realistic shape
+    (an empty table's plan depends on whatever statistics earlier tests left behind)."""
+    from datetime import UTC, datetime, timedelta
+
     from django.db import connection
 
+    from evaluation.deferred import EVALUATOR, NOTE_QUEUED
+
     settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
+    old = datetime.now(UTC) - timedelta(days=30)
+    traces = Trace.objects.bulk_create(
+        Trace(project=world.project, trace_id=f"{i:032x}", start_time=old, end_time=old) for i in range(5000)
+    )
+    Trace.objects.filter(pk__in=[t.pk for t in traces]).update(updated_at=old)
+    TraceScoring.objects.bulk_create(
+        TraceScoring(project=world.project, trace_id=t.trace_id, trace_updated_at=old, scored_at=old,
+                     notes={EVALUATOR: NOTE_QUEUED})
+        for t in traces
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tracing_trace")
+        cursor.execute("ANALYZE evaluation_tracescoring")
     for query in (sweep.traces_needing_scoring, sweep.traces_awaiting_grounding):
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")  # an empty test table: make the planner show its hand
         with CaptureQueriesContext(connection) as captured:
-            query()
+            assert query() == []  # every trace is older than the lookback
         sql = captured.captured_queries[-1]["sql"]
         with connection.cursor() as cursor:
             cursor.execute("EXPLAIN " + sql)
