@@ -126,6 +126,12 @@ OTLP_MAX_BODY_BYTES = env_int("OTLP_MAX_BODY_BYTES", 64 * 1024 * 1024, minimum=1
 # Every other body (feedback, scores, prompts, ...): checked against Content-Length, or
 # while a chunked body is read (config/request_body.py).
 SPYGLASS_MAX_BODY_BYTES = env_int("SPYGLASS_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
+# One span's data is bounded, not refused: a longer string attribute keeps this many
+# characters plus a marker; attributes and events past these counts are dropped and
+# counted on the span (tracing/limits.py).
+SPYGLASS_MAX_ATTRIBUTE_CHARS = env_int("SPYGLASS_MAX_ATTRIBUTE_CHARS", 1_000_000, minimum=1000)
+SPYGLASS_MAX_SPAN_ATTRIBUTES = env_int("SPYGLASS_MAX_SPAN_ATTRIBUTES", 10_000, minimum=100)
+SPYGLASS_MAX_SPAN_EVENTS = env_int("SPYGLASS_MAX_SPAN_EVENTS", 1_000, minimum=10)
 # Django's own cap must not cut the body before the views can answer 413 themselves.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 

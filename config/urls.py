@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("projects.urls")),
+    path("", include("tracing.urls")),
     path("", include("explorer.urls")),
     path("", include("scores.urls")),
     path("", include("feedback.urls")),

@@ -172,3 +172,15 @@ class SpanLogEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_name} on {self.span_id}"
+
+
+class MaskingSettings(models.Model):
+    """Which secrets a project masks at ingest (tracing/masking.py); no row means none."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="masking_settings")
+    kinds = ArrayField(models.CharField(max_length=32), default=list, blank=True)
+    custom = models.JSONField(default=list, blank=True)  # [{"name": "order_id", "pattern": "ORD-\\d+"}]
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"masking for {self.project_id}: {', '.join(self.kinds) or 'none'}"

@@ -22,6 +22,9 @@ from django.db import DataError, connection, transaction
 from projects.models import Project
 from tracing import signals
 from tracing.cost import span_cost
+from tracing.limits import Bounds
+from tracing.masking import project_masker
+from tracing.models import MaskingSettings
 from tracing.otlp.mapping import messages_from_log_events, normalize_span
 from tracing.otlp.types import NormalizedSpan, RawLogRecord, RawSpan
 
@@ -301,11 +304,23 @@ def _recompute_traces(cursor, project_id: int, trace_ids: Iterable[str]) -> list
     return [row[0] for row in cursor.fetchall()]
 
 
+def _spans_sanitize(project_id: int, spans: list[RawSpan]) -> None:
+    """Mask the project's secrets, then bound sizes, before anything is derived or stored.
+    Both steps are idempotent: a batch stored span by span after a refusal passes twice."""
+    masker = project_masker(project_id)
+    bounds = Bounds()
+    for raw in spans:
+        if masker:
+            masker.span(raw)
+        bounds.span(raw)
+
+
 def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
     """Store a batch of decoded spans durably; returns only after commit."""
     if not spans:
         return IngestResult(accepted=0, stored=0, traces=[])
     now = datetime.now(UTC)
+    _spans_sanitize(project.pk, spans)
     rows = [_span_row(project.pk, raw, normalize_span(raw), now) for raw in spans]
 
     with transaction.atomic():
@@ -439,6 +454,11 @@ def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
     linked = [r for r in records if r.trace_id and r.span_id]
     if not linked:
         return 0
+    masker, bounds = project_masker(project.pk), Bounds()
+    for record in linked:
+        if masker:
+            masker.log_record(record)
+        bounds.log_record(record)
     now = datetime.now(UTC)
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -473,3 +493,28 @@ def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
                 _recompute_traces(cursor, project.pk, changed)
     return len(linked)
 
+
+
+def masking_settings_save(*, project: Project, kinds: list[str], custom: list[dict[str, str]]) -> MaskingSettings:
+    """Replace what a project masks at ingest. Applies to data received from now on:
+    what is already stored was stored as received, and the page says so."""
+    from config.errors import ValidationFailed
+    from tracing.masking import DETECTOR_KINDS, MAX_CUSTOM_PATTERNS, PatternError, custom_pattern_check
+
+    unknown = sorted(set(kinds) - set(DETECTOR_KINDS))
+    if unknown:
+        raise ValidationFailed(f"unknown detector(s) {', '.join(unknown)}; known: {', '.join(DETECTOR_KINDS)}")
+    if len(custom) > MAX_CUSTOM_PATTERNS:
+        raise ValidationFailed(f"at most {MAX_CUSTOM_PATTERNS} custom rules")
+    names = [rule.get("name", "") for rule in custom]
+    if len(set(names)) != len(names):
+        raise ValidationFailed("custom rule names must be distinct")
+    for rule in custom:
+        try:
+            custom_pattern_check(rule.get("name", ""), rule.get("pattern", ""))
+        except PatternError as exc:
+            raise ValidationFailed(str(exc)) from None
+    ordered = [kind for kind in DETECTOR_KINDS if kind in set(kinds)]
+    rules = [{"name": rule["name"], "pattern": rule["pattern"]} for rule in custom]
+    saved, _ = MaskingSettings.objects.update_or_create(project=project, defaults={"kinds": ordered, "custom": rules})
+    return saved

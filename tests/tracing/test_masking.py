@@ -1,0 +1,138 @@
+"""Masking and size bounds at ingest: the detectors, the settings page, and what a
+span with a 20 MB attribute or 100,000 attributes becomes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+
+from tests.otlp_payloads import new_trace_id, span, traces_protobuf
+from tracing.limits import DROPPED_ATTRIBUTES, truncation_marker
+from tracing.masking import DETECTOR_KINDS, Masker, PatternError, custom_pattern_check
+from tracing.models import MaskingSettings, Span, Trace
+
+ALL = Masker(DETECTOR_KINDS)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("write to jane.doe+shop@example.co.uk today", "write to [EMAIL] today"),
+    ("card 4111 1111 1111 1111 please", "card [CARD] please"),
+    ("card 4111-1111-1111-1111", "card [CARD]"),
+    ("pay to DE89 3704 0044 0532 0130 00.", "pay to [IBAN]."),
+    ("GB82WEST12345698765432", "[IBAN]"),
+    ("key sk-proj-abcdefghijklmnop1234", "key [API_KEY]"),
+    ("aws AKIAIOSFODNN7EXAMPLE", "aws [API_KEY]"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "Authorization: Bearer [API_KEY]"),
+    ("call +49 30 12345678 now", "call [PHONE] now"),
+    ("call (555) 123-4567 or 555-123-4567", "call [PHONE] or [PHONE]"),
+    ("office 030 1234 5678", "office [PHONE]"),
+])
+def test_each_detector_masks_its_kind(text, expected):
+    assert ALL.text(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "card 4111 1111 1111 1112 fails Luhn",  # one digit off
+    "DE89 3704 0044 0532 0130 01 fails mod 97",
+    "released on 2026-12-04 at 10:15",
+    "used 12345 tokens, cost 0.0042, order 1234567890123456",
+    "version 1.2.3.4 and pi 3.14159265",
+])
+def test_lookalikes_are_left_alone(text):
+    assert ALL.text(text) == text
+
+
+def test_masking_is_idempotent_and_reaches_nested_values():
+    masker = Masker(["email"], [{"name": "ticket", "pattern": r"TCK-\d+"}])
+    value = {"a": ["x@y.io", {"b": "TCK-42 for x@y.io"}], "n": 3}
+    once = masker.value(value)
+    assert once == {"a": ["[EMAIL]", {"b": "[TICKET] for [EMAIL]"}], "n": 3}
+    assert masker.value(once) == once
+
+
+@pytest.mark.parametrize("name, pattern, problem", [
+    ("order id", r"ORD-\d+", "letters, digits or underscores"),
+    ("order", "(", "not a valid regular expression"),
+    ("order", r"\d*", "matches empty text"),
+    ("order", "x" * 501, "1 to 500 characters"),
+])
+def test_bad_custom_patterns_say_what_is_wrong(name, pattern, problem):
+    with pytest.raises(PatternError, match=problem):
+        custom_pattern_check(name, pattern)
+
+
+def _post(client: Client, body: bytes, secret: str):
+    return client.post("/v1/traces", body, content_type="application/x-protobuf", HTTP_AUTHORIZATION=f"Bearer {secret}")
+
+
+@pytest.mark.django_db
+def test_masking_follows_settings_changes_between_batches(world):
+    client = Client()
+    first, second = new_trace_id(), new_trace_id()
+    assert _post(client, traces_protobuf([span("a", trace_id=first, attributes={"input.value": "a@b.io"})]),
+                 world.key.secret_key).status_code == 200
+    MaskingSettings.objects.create(project=world.project, kinds=["email"])
+    assert _post(client, traces_protobuf([span("a", trace_id=second, attributes={"input.value": "a@b.io"})]),
+                 world.key.secret_key).status_code == 200
+    assert Trace.objects.get(trace_id=first).input == "a@b.io"  # stored before masking was on
+    assert Trace.objects.get(trace_id=second).input == "[EMAIL]"
+    other = new_trace_id()  # another project's data is untouched by this project's rules
+    assert _post(client, traces_protobuf([span("a", trace_id=other, attributes={"input.value": "a@b.io"})]),
+                 world.other_key.secret_key).status_code == 200
+    assert Trace.objects.get(trace_id=other).input == "a@b.io"
+
+
+@pytest.mark.django_db
+def test_a_20_mb_attribute_is_truncated_with_a_marker(world, settings):
+    trace_id = new_trace_id()
+    huge = "é" * (20 * 1024 * 1024 // 2)  # 20 MB of UTF-8
+    body = traces_protobuf([span("answer", trace_id=trace_id, attributes={"input.value": huge, "output.value": "ok"})])
+    assert _post(Client(), body, world.key.secret_key).status_code == 200
+    limit = settings.SPYGLASS_MAX_ATTRIBUTE_CHARS
+    expected = "é" * limit + truncation_marker(len(huge), limit)
+    stored = Span.objects.get(trace_id=trace_id)
+    assert stored.input == expected and stored.attributes["input.value"] == expected
+    trace = Trace.objects.get(trace_id=trace_id)
+    assert trace.input == expected and trace.output == "ok"
+
+
+@pytest.mark.django_db
+def test_100000_attributes_keep_the_first_ones_and_count_the_rest(world, settings):
+    settings.SPYGLASS_MAX_SPAN_ATTRIBUTES = 10_000
+    trace_id = new_trace_id()
+    attributes = {"input.value": "hello", **{f"extra.{i}": i for i in range(100_000)}}
+    body = traces_protobuf([span("wide", trace_id=trace_id, attributes=attributes)])
+    assert _post(Client(), body, world.key.secret_key).status_code == 200
+    stored = Span.objects.get(trace_id=trace_id)
+    assert stored.input == "hello"
+    assert stored.attributes[DROPPED_ATTRIBUTES] == 100_001 - 10_000
+    assert len(stored.attributes) == 10_001
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who, status", [("owner", 200), ("member", 403), ("viewer", 403), ("outsider", 404)])
+def test_privacy_page_is_for_admins(world, who, status):
+    client = Client()
+    client.force_login(getattr(world, who))
+    assert client.get(f"/p/{world.project.slug}/settings/privacy").status_code == status
+    response = client.post(f"/p/{world.project.slug}/settings/privacy", {"kinds": ["email"], "custom": ""})
+    assert response.status_code == (302 if status == 200 else status)
+    assert MaskingSettings.objects.filter(project=world.project).exists() == (status == 200)
+
+
+@pytest.mark.django_db
+def test_privacy_page_saves_rules_and_refuses_bad_ones(world):
+    client = Client()
+    client.force_login(world.owner)
+    url = f"/p/{world.project.slug}/settings/privacy"
+    bad = client.post(url, {"kinds": ["email"], "custom": "order: ("})
+    assert bad.status_code == 400 and "not a valid regular expression" in bad.content.decode()
+    assert not MaskingSettings.objects.filter(project=world.project).exists()
+    assert client.post(url, {"kinds": ["card", "email"], "custom": "order: ORD-\\d{6}\n"}).status_code == 302
+    saved = MaskingSettings.objects.get(project=world.project)
+    assert saved.kinds == ["email", "card"] and saved.custom == [{"name": "order", "pattern": "ORD-\\d{6}"}]
+    page = client.get(url).content.decode()
+    assert "order: ORD-\\d{6}" in page
+    assert re.search(r'value="card"[^>]*checked', page) and not re.search(r'value="phone"[^>]*checked', page)
