@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.ContentSecurityPolicyMiddleware",
     # Before anything reads a body: chunked bodies are buffered (or refused) here.
     "config.request_body.RequestBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -99,6 +100,16 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # developer and CI) never drop each other's database mid-run.
 DATABASES["default"]["TEST"] = {"NAME": env_str("SPYGLASS_TEST_DB_NAME", f"test_spyglass_{os.getpid()}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Cookies and headers (config/security.py adds the Content-Security-Policy). Cookies are
+# marked Secure when served over HTTPS: set SPYGLASS_SECURE_COOKIES=1 behind TLS.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SPYGLASS_SECURE_COOKIES", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -3,7 +3,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import api as _api_schema  # noqa: F401  (registers the secret-key scheme)
 from config import health
@@ -15,7 +15,7 @@ urlpatterns = [
     path("v1/traces", receiver.otlp_traces, name="otlp-traces"),
     path("v1/logs", receiver.otlp_logs, name="otlp-logs"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("projects.urls")),
     path("", include("tracing.urls")),
     path("", include("explorer.urls")),

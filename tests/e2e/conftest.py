@@ -48,8 +48,14 @@ def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
+    # Every browser test also checks the Content-Security-Policy (config/security.py): a
+    # page that needs an inline script, eval or a foreign host fails here, not in production.
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text
+            else None)
     yield page
     context.close()
+    assert not blocked, f"the page broke the Content-Security-Policy: {blocked}"
 
 
 def login(page, username: str, password: str) -> None:

@@ -6,10 +6,12 @@ Screenshots of the trace list and a trace go to /tmp for a human look.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from scores.models import DataType, Score, Source
 from tests import otlp_payloads as otlp
@@ -59,7 +61,7 @@ def test_explore_filter_open_trace_expand_span_open_session(page, world, explore
     page.fill("#f-user", "user-ja")
     page.press("#f-user", "Enter")
     page.wait_for_url("**user_id=user-ja**")
-    page.wait_for_function("document.querySelectorAll('table.traces tbody tr').length === 1")
+    expect(page.locator("table.traces tbody tr")).to_have_count(1)
     assert "name=" not in page.url  # empty filters stay out of shared URLs
 
     # Full-text search across languages.
@@ -67,7 +69,7 @@ def test_explore_filter_open_trace_expand_span_open_session(page, world, explore
     page.fill("#f-q", "Rückerstattung")
     page.press("#f-q", "Enter")
     page.wait_for_url("**q=R**")
-    page.wait_for_function("document.querySelectorAll('table.traces tbody tr').length === 1")
+    expect(page.locator("table.traces tbody tr")).to_have_count(1)
     assert "user-de" in page.locator("table.traces tbody").inner_text()
 
     # Back to all, open the RAG trace.
@@ -96,7 +98,7 @@ def test_explore_filter_open_trace_expand_span_open_session(page, world, explore
 
     # Copy as JSON fetches the API's JSON of this trace.
     page.click("#copy-json")
-    page.wait_for_function("document.getElementById('copy-json').dataset.copied !== undefined")
+    expect(page.locator("#copy-json")).to_have_attribute("data-copied", re.compile("trace_id"))
     copied = page.locator("#copy-json").get_attribute("data-copied")
     assert f'"trace_id": "{rag.trace_id}"' in copied and '"spans"' in copied
 
