@@ -201,6 +201,7 @@ CELERY_TASK_ROUTES = {
     # Ingest's one message per stored batch; the receivers of tracing.signals fan out.
     "tracing.tasks.traces_changed": {"queue": "pipeline"},
     "evaluation.tasks.traces_score": {"queue": "scoring"},
+    "evaluation.tasks.scoring_drain": {"queue": "scoring"},
     # Groundedness costs more than the other evaluators together: its own queue keeps
     # the cheap scores of new traces from waiting behind it (evaluation/deferred.py).
     "evaluation.tasks.traces_ground": {"queue": "grounding"},
@@ -223,6 +224,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out
 # (abandon decided) by a sweep; added by key so other schedules can sit beside it.
 # Offline evaluators: traces never scored (broker down at ingest, a task that died).
+# Cheap scoring takes projects in turn, this many traces per turn (evaluation/fair_queue.py),
+# and a drain message works at most this many seconds before handing over to a fresh one.
+SPYGLASS_SCORING_TURN_BATCH = env_int("SPYGLASS_SCORING_TURN_BATCH", 20, minimum=1)
+SPYGLASS_SCORING_DRAIN_SECONDS = env_int("SPYGLASS_SCORING_DRAIN_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "evaluation.tasks.scoring_sweep", "schedule": 60.0}
 # Seconds a changed trace is left to its own scoring message before the sweep steps in.
 SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)

@@ -179,3 +179,35 @@ class EvaluatorSettings(models.Model):
 
     def __str__(self) -> str:
         return f"evaluators of {self.project_id}"
+
+
+class ScoringQueueItem(models.Model):
+    """A trace waiting for its cheap scores (evaluation/fair_queue.py).
+
+    The backlog lives here rather than in the broker's one FIFO queue so the worker can
+    take it project by project in turn: a flood from one project then delays another
+    project's traces by one turn, not by the whole flood. A trace is queued once
+    (re-announced while waiting, it keeps its place).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_pk = models.BigIntegerField(unique=True)
+    enqueued_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "id"], name="scoring_queue_project_id")]
+
+    def __str__(self) -> str:
+        return f"trace {self.trace_pk} of project {self.project_id}"
+
+
+class ScoringTurn(models.Model):
+    """When a project was last served by the scoring worker: the least recently served
+    project with work goes next (round robin without a central rotation to keep)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    served_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} served {self.served_at}"

@@ -30,17 +30,20 @@ RESCORE_BATCH = 50
 def traces_changed_received(sender, *, project_id: int, trace_pks: list[int], reason: str, **kwargs) -> None:
     """tracing.signals.traces_changed: score the traces and judge the sampled ones.
 
-    Cheap evaluators run in `traces_score` (groundedness follows on its own queue). A
+    Cheap evaluators: the traces join their project's place in the fair queue and a
+    `scoring_drain` message wakes a worker (groundedness follows on its own queue). A
     re-score goes to the `default` queue so that a big one shares the worker with fresh
     traces instead of parking them behind thousands of old ones. `score_backfill` has
     already run the evaluators in-process, so only the judge is left to do.
     """
-    from evaluation.tasks import traces_score
+    from evaluation.fair_queue import traces_enqueue
+    from evaluation.tasks import scoring_drain, traces_score
 
     if reason == signals.RESCORE:
         traces_score.apply_async((trace_pks,), queue="default")
     elif reason != signals.BACKFILL:
-        traces_score.delay(trace_pks)
+        traces_enqueue(project_id=project_id, trace_pks=trace_pks)
+        scoring_drain.delay()
     judge_enqueue(project_id=project_id, trace_pks=trace_pks)
 
 

@@ -42,6 +42,38 @@ def traces_score(trace_pks: list[int]) -> int:
     return traces_score_batch(trace_pks, defer=True)
 
 
+@shared_task(name="evaluation.tasks.scoring_drain", **SCORING_TASK_OPTIONS)
+def scoring_drain() -> int:
+    """Score the fair queue's turns (evaluation/fair_queue.py) for up to
+    SPYGLASS_SCORING_DRAIN_SECONDS, then hand over to a fresh message if work remains,
+    so the worker's other queues (pipeline, grounding, signals) get their turns too.
+    Every ingest batch sends one; a message that finds nothing waiting just ends."""
+    import time
+
+    from django.conf import settings
+
+    from evaluation.fair_queue import turn_take
+    from evaluation.runner import traces_score_batch
+    from evaluation.sweep import queue_backlog
+
+    consumes = set(scoring_drain.app.amqp.queues.consume_from or {})
+    deadline = time.monotonic() + settings.SPYGLASS_SCORING_DRAIN_SECONDS
+    scored = 0
+    while time.monotonic() < deadline:
+        turn = turn_take()
+        if turn is None:
+            return scored
+        scored += traces_score_batch(turn[1], defer=True)
+        # Ingest's announcements come first: until one is handled, its traces are not in
+        # the fair queue at all, and a small project would wait behind a flood after all.
+        if "pipeline" in consumes and queue_backlog("pipeline"):
+            break
+    # Work is left: hand over to a fresh message, unless one is already waiting.
+    if not queue_backlog("scoring"):
+        scoring_drain.delay()
+    return scored
+
+
 @shared_task(bind=True, name="evaluation.tasks.traces_ground", **SCORING_TASK_OPTIONS)
 def traces_ground(self, trace_pks: list[int]) -> int:
     """Groundedness of these traces, queued by the scoring task (queue `grounding`).
@@ -85,6 +117,10 @@ def _sweep_into(queue: str, find, send) -> int:
     from evaluation import sweep
 
     backlog = sweep.queue_backlog(queue)
+    if queue == "scoring" and not backlog:
+        from evaluation.fair_queue import waiting_total
+
+        backlog = waiting_total()
     if backlog:
         logger.info("%s sweep skipped: %d messages still queued", queue, backlog)
         return 0

@@ -17,7 +17,7 @@ from django.test import Client
 import evaluation.tasks
 import feedback.tasks
 import tracing.tasks
-from evaluation.models import JudgeSettings
+from evaluation.models import JudgeSettings, ScoringQueueItem
 from feedback.services import feedback_record, session_signals_compute
 from scores.models import Score, Source
 from tests import otlp_payloads as otlp
@@ -32,7 +32,14 @@ def leaves(monkeypatch) -> dict[str, list]:
     """What the receivers enqueue, by task; ingest's announcement runs in-process."""
     sent: dict[str, list] = defaultdict(list)
     monkeypatch.setattr(tracing.tasks.traces_changed, "delay", lambda *args: tracing.tasks.traces_changed.run(*args))
-    monkeypatch.setattr(evaluation.tasks.traces_score, "delay", lambda pks: sent["score"].append(sorted(pks)))
+    # Fresh traces join the fair queue, then one drain message wakes a worker: record
+    # what waits in the queue when that message is sent, and empty it (as a drain would).
+    def drain() -> None:
+        taken = ScoringQueueItem.objects.order_by("trace_pk").values_list("trace_pk", flat=True)
+        sent["score"].append(list(taken))
+        ScoringQueueItem.objects.all().delete()
+
+    monkeypatch.setattr(evaluation.tasks.scoring_drain, "delay", drain)
     monkeypatch.setattr(evaluation.tasks.traces_score, "apply_async",
                         lambda args, queue: sent["score@" + queue].append(sorted(args[0])))
     monkeypatch.setattr(evaluation.tasks.traces_judge, "delay", lambda project_id, ids: sent["judge"].append(ids))

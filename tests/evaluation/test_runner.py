@@ -11,6 +11,7 @@ from kombu.exceptions import OperationalError as BrokerDown
 
 from evaluation import sweep, tasks
 from evaluation.evaluators.registry import UnknownEvaluator, evaluator_settings_update
+from evaluation.fair_queue import waiting_total
 from evaluation.models import TraceEmbedding, TraceScoring
 from evaluation.runner import traces_score_batch
 from explorer import selectors
@@ -112,12 +113,13 @@ def test_sweep_recovers_traces_ingested_while_broker_was_down_with_every_follow_
 
     settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
     monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 0)  # the broker is back, its queues drained
-    sent: list[list[int]] = []
+    drained: list[int] = []
     signals: list[tuple] = []
-    monkeypatch.setattr(tasks.traces_score, "delay", lambda pks: sent.append(pks) or tasks.traces_score(pks))
+    # The sweep files the trace in the fair queue and wakes a worker: run that drain here.
+    monkeypatch.setattr(tasks.scoring_drain, "delay", lambda: drained.append(tasks.scoring_drain()))
     monkeypatch.setattr(feedback.tasks.sessions_signals, "delay", lambda *args: signals.append(args))
     assert tasks.scoring_sweep() == 1
-    assert sent == [[trace.pk]]
+    assert drained == [1]
     assert TraceScoring.objects.get(trace_id=trace.trace_id).status == "scored"
     # A recovered trace is announced like a fresh one: its session's signals follow too.
     assert signals == [(world.project.pk, ["s-lost"])]
@@ -128,12 +130,15 @@ def test_sweep_waits_while_the_scoring_queue_has_a_backlog(world, settings, monk
     settings.SPYGLASS_SCORING_SWEEP_GRACE = 0
     ingest_trace(world.project)  # never scored
     sent = []
-    monkeypatch.setattr(tasks.traces_score, "delay", sent.append)
+    monkeypatch.setattr(tasks.scoring_drain, "delay", lambda: sent.append(waiting_total()))
     monkeypatch.setattr("feedback.tasks.sessions_signals.delay", lambda *args: None)
     monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 12 if queue == "scoring" else 0)
     assert tasks.scoring_sweep() == 0 and sent == []  # its message is most likely among the 12
     monkeypatch.setattr(sweep, "queue_backlog", lambda queue: None)  # broker can't tell: sweep anyway
-    assert tasks.scoring_sweep() == 1 and len(sent) == 1
+    assert tasks.scoring_sweep() == 1 and sent == [1]
+    # Now it waits in the fair queue: the next sweep leaves it there, however empty the broker.
+    monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 0)
+    assert tasks.scoring_sweep() == 0 and sent == [1]
 
 
 def test_scoring_backlog_counts_messages_on_the_real_broker():

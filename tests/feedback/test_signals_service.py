@@ -231,6 +231,7 @@ def test_tasks_are_routed_to_their_queues(settings):
     routes = {
         "tracing.tasks.traces_changed": "pipeline",
         "evaluation.tasks.traces_score": "scoring",
+        "evaluation.tasks.scoring_drain": "scoring",
         "evaluation.tasks.traces_ground": "grounding",
         "evaluation.tasks.traces_judge": "judge",
         "evaluation.tasks.scoring_sweep": "default",

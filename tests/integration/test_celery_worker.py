@@ -46,7 +46,8 @@ def test_worker_runs_traces_score_for_new_traces(live_server_url, celery_worker,
 
     # Each task finished (not just started) and returned the number of traces it got.
     _wait_for_line(celery_worker, offset, _done("tracing.tasks.traces_changed", 7))
-    _wait_for_line(celery_worker, offset, _done("evaluation.tasks.traces_score", 7))
+    # The traces wait in the fair queue; a drain message takes them (one project: one turn).
+    _wait_for_line(celery_worker, offset, _done("evaluation.tasks.scoring_drain", 7))
 
 
 def test_resent_batch_enqueues_nothing(live_server_url, celery_worker, ingest_key):
