@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.e2e_scoring import TraceFactory, Texts, WorkerStack  # noqa: E402
+from bench.e2e_scoring import Texts, TraceFactory, WorkerStack  # noqa: E402
 from bench.ingest import _post  # noqa: E402
 from tests.integration.support import manage  # noqa: E402
 

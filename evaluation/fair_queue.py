@@ -91,3 +91,10 @@ def backlog() -> list[Backlog]:
 
 def waiting_total() -> int:
     return ScoringQueueItem.objects.count()
+
+
+def project_backlog(project_id: int) -> tuple[int, datetime | None, int]:
+    """This project's waiting traces, the oldest one's enqueue time, and all projects' total."""
+    mine = ScoringQueueItem.objects.filter(project_id=project_id).aggregate(waiting=Count("id"),
+                                                                             oldest=Min("enqueued_at"))
+    return mine["waiting"], mine["oldest"], waiting_total()

@@ -142,6 +142,7 @@ class RescoreForm(forms.Form):
 def _evaluator_page(request: HttpRequest, access: ProjectAccess, form: EvaluatorSettingsForm,
                     rescore: RescoreForm, status: int = 200) -> HttpResponse:
     from evaluation.evaluators import groundedness, toxicity
+    from evaluation.fair_queue import project_backlog
     from evaluation.selectors import project_scoring_health
 
     context = {
@@ -150,6 +151,7 @@ def _evaluator_page(request: HttpRequest, access: ProjectAccess, form: Evaluator
         "descriptions": {name: description for name, (description, _) in registry.EVALUATORS.items()},
         "shipped": {"groundedness": groundedness.threshold(), "toxicity": toxicity.threshold()},
         "health": project_scoring_health(project_id=access.project.pk, since=timezone.now() - timedelta(days=1)),
+        "queue": dict(zip(("waiting", "oldest", "total"), project_backlog(access.project.pk), strict=True)),
     }
     return render(request, "evaluation/evaluator_settings.html", context, status=status)
 

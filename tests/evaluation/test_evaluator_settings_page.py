@@ -156,3 +156,13 @@ def test_health_box_counts_groundedness_waiting_unsampled_and_skipped(world, mon
     page = browser(world.owner).get(url(world)).content.decode()
     assert "Groundedness:\n      3 waiting in its queue, 0 not sampled" in page
     assert "add workers" not in page
+
+
+def test_health_box_shows_the_fair_queue_backlog(world):
+    from evaluation.fair_queue import traces_enqueue
+
+    traces_enqueue(project_id=world.project.pk, trace_pks=[1, 2, 3])
+    traces_enqueue(project_id=world.other_project.pk, trace_pks=[4, 5])
+    page = browser(world.owner).get(url(world)).content.decode()
+    assert "Waiting for cheap scores: <strong>3</strong> traces\n      of this project, the oldest since" in page
+    assert "5 across all projects" in page
