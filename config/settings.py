@@ -226,6 +226,8 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # Offline evaluators: traces never scored (broker down at ingest, a task that died).
 # Cheap scoring takes projects in turn, this many traces per turn (evaluation/fair_queue.py),
 # and a drain message works at most this many seconds before handing over to a fresh one.
+# GET /metrics (config/prometheus.py) answers this bearer token (or a superuser); unset = superusers only.
+SPYGLASS_METRICS_TOKEN = env_str("SPYGLASS_METRICS_TOKEN") or ""
 SPYGLASS_SCORING_TURN_BATCH = env_int("SPYGLASS_SCORING_TURN_BATCH", 20, minimum=1)
 SPYGLASS_SCORING_DRAIN_SECONDS = env_int("SPYGLASS_SCORING_DRAIN_SECONDS", 10, minimum=1)
 CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "evaluation.tasks.scoring_sweep", "schedule": 60.0}

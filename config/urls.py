@@ -6,11 +6,12 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import api as _api_schema  # noqa: F401  (registers the secret-key scheme)
-from config import health
+from config import health, prometheus
 from tracing.otlp import receiver
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", prometheus.metrics, name="prometheus-metrics"),
     # OTLP/HTTP receiver, at the standard collector paths.
     path("v1/traces", receiver.otlp_traces, name="otlp-traces"),
     path("v1/logs", receiver.otlp_logs, name="otlp-logs"),
