@@ -239,16 +239,15 @@ def rollup_config_set(*, project: Project, metadata_keys: list[str]) -> RollupCo
 # ------------------------------------------------------------------------ answering
 
 
-def rollup_metadata_keys(project: Project) -> frozenset[str]:
-    config = RollupConfig.objects.filter(project=project).first()
-    if config is None:
-        return frozenset()
-    return frozenset(config.metadata_keys) & frozenset(config.built_keys)
-
-
-def rollup_watermark() -> datetime | None:
-    state = RollupState.objects.filter(pk=1).first()
-    return None if state is None else state.watermark
+def rollup_status(project: Project) -> tuple[datetime | None, frozenset[str]]:
+    """The watermark and the metadata keys rolled up for this project, in one round trip
+    (it is paid by every metrics query). Keys count only once built and still wanted."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT watermark FROM dashboards_rollupstate WHERE id = 1), "
+                       "(SELECT ARRAY(SELECT unnest(metadata_keys) INTERSECT SELECT unnest(built_keys)) "
+                       " FROM dashboards_rollupconfig WHERE project_id = %s)", [project.pk])
+        watermark, keys = cursor.fetchone()
+    return watermark, frozenset(keys or ())
 
 
 def _safe_metadata_value(value: str) -> bool:
@@ -433,10 +432,10 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
     edges, and whether any rollup was read; None when rollups can't answer the query."""
     from dashboards.metrics import PERCENTILES, dimension_sql
 
-    watermark = rollup_watermark()
+    watermark, chosen = rollup_status(project)
     if watermark is None:
         return None
-    meta_key = rollup_meta_key(query, chosen=rollup_metadata_keys(project))
+    meta_key = rollup_meta_key(query, chosen=chosen)
     if meta_key is None:
         return None
     h0 = hour_ceil(start)
