@@ -61,6 +61,7 @@ class RollupDirtyHour(models.Model):
 class TraceRollup(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()
+    level = models.CharField(max_length=16, default="full")  # rollups.LEVELS
     model = models.CharField(max_length=256, null=True)
     prompt_name = models.CharField(max_length=256, null=True)
     prompt_version = models.CharField(max_length=64, null=True)
@@ -89,7 +90,7 @@ class TraceRollup(models.Model):
     cost_hist = models.JSONField(default=dict)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "meta_key", "hour"], name="trace_rollup_project_hour")]
+        indexes = [models.Index(fields=["project", "level", "meta_key", "hour"], name="trace_rollup_project_hour")]
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.hour} {self.model}"
@@ -98,6 +99,7 @@ class TraceRollup(models.Model):
 class ScoreRollup(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()
+    level = models.CharField(max_length=16, default="full")  # rollups.LEVELS
     model = models.CharField(max_length=256, null=True)
     prompt_name = models.CharField(max_length=256, null=True)
     prompt_version = models.CharField(max_length=64, null=True)
@@ -116,7 +118,9 @@ class ScoreRollup(models.Model):
     traces_with = models.IntegerField()  # distinct traces having the score (implicit-signal rates)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "name", "meta_key", "hour"], name="score_rollup_project_hour")]
+        indexes = [
+            models.Index(fields=["project", "name", "level", "meta_key", "hour"], name="score_rollup_project_hour"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.hour} {self.name}"

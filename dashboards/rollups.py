@@ -78,18 +78,33 @@ def hist_value(key: int) -> float:
 
 # ------------------------------------------------------------------------ building
 
-_DIMS = "hour, model, prompt_name, prompt_version, environment, meta_key, meta_value"
+_DIMS = "hour, level, model, prompt_name, prompt_version, environment, meta_key, meta_value"
+# Each trace is rolled up at several levels, so a query reads the coarsest rows that hold
+# its dimensions: `all` (the hour alone), `model`, `prompt`, `environment`, `full` (all
+# three, and once per chosen metadata key too) and `meta` (a chosen key's value alone).
+# A dimension a level does not split by is NULL there; `level` tells it from a real NULL.
+LEVELS = {"all": (), "model": ("model",), "prompt": ("prompt",), "environment": ("environment",),
+          "full": ("model", "prompt", "environment")}
+_EXPAND_FROM = """CROSS JOIN (VALUES ('all', false, false, false), ('model', true, false, false),
+        ('prompt', false, true, false), ('environment', false, false, true), ('full', true, true, true),
+        ('meta', false, false, false)) AS lv(level, by_model, by_prompt, by_env)
+    CROSS JOIN unnest(%(keys)s::text[]) AS mk(key)"""
+_EXPAND_COLS = """lv.level, CASE WHEN lv.by_model THEN t.model END AS model,
+           CASE WHEN lv.by_prompt THEN t.prompt_name END AS prompt_name,
+           CASE WHEN lv.by_prompt THEN t.prompt_version END AS prompt_version,
+           CASE WHEN lv.by_env THEN t.environment END AS environment,
+           mk.key AS meta_key, CASE WHEN mk.key = '' THEN NULL ELSE t.metadata ->> mk.key END AS meta_value"""
+_EXPAND_WHERE = "AND CASE lv.level WHEN 'full' THEN true WHEN 'meta' THEN mk.key <> '' ELSE mk.key = '' END"
 _MEASURES = ("input_tokens", "output_tokens", "total_tokens")
 
 _TRACE_BUILD_SQL = f"""
 WITH t AS (
-    SELECT date_trunc('hour', t.start_time, 'UTC') AS hour, t.model, t.prompt_name, t.prompt_version, t.environment,
-           mk.key AS meta_key, CASE WHEN mk.key = '' THEN NULL ELSE t.metadata ->> mk.key END AS meta_value,
+    SELECT date_trunc('hour', t.start_time, 'UTC') AS hour, {_EXPAND_COLS},
            t.status, t.latency_ms, t.cost_usd, t.input_tokens, t.output_tokens, t.total_tokens,
            {hist_key_sql("t.latency_ms")} AS lk, {hist_key_sql("t.cost_usd::float8")} AS ck
-    FROM {_TRACE_TABLE} t CROSS JOIN unnest(%(keys)s::text[]) AS mk(key)
+    FROM {_TRACE_TABLE} t {_EXPAND_FROM}
     WHERE t.project_id = %(project)s AND t.start_time >= %(lo)s AND t.start_time < %(hi)s
-      AND date_trunc('hour', t.start_time, 'UTC') = ANY(%(hours)s::timestamptz[])
+      AND date_trunc('hour', t.start_time, 'UTC') = ANY(%(hours)s::timestamptz[]) {_EXPAND_WHERE}
 ), g AS (
     -- One pass, two groupings: per latency bin and per cost bin (GROUPING tells them apart).
     SELECT {_DIMS}, lk, ck, GROUPING(lk, ck) AS gs, count(*) AS c,
@@ -117,8 +132,7 @@ INSERT INTO dashboards_scorerollup (project_id, {_DIMS}, name, n_all, n, sum, mi
 SELECT %(project)s, {_DIMS}, name, count(*), count(value), sum(value), min(value), max(value),
        count(*) FILTER (WHERE value >= 0.5), count(flag), count(*) FILTER (WHERE flag), count(DISTINCT trace_id)
 FROM (
-    SELECT date_trunc('hour', t.start_time, 'UTC') AS hour, t.model, t.prompt_name, t.prompt_version, t.environment,
-           mk.key AS meta_key, CASE WHEN mk.key = '' THEN NULL ELSE t.metadata ->> mk.key END AS meta_value,
+    SELECT date_trunc('hour', t.start_time, 'UTC') AS hour, {_EXPAND_COLS},
            s.name, s.value, s.trace_id,
            -- metrics._plan's flag rule: the evaluator's stored decision, else the registry threshold.
            CASE WHEN jsonb_typeof(s.metadata -> 'flagged') = 'boolean' THEN (s.metadata ->> 'flagged')::boolean
@@ -126,10 +140,10 @@ FROM (
                                                             AND length(s.name) > %(jlen)s THEN 0.5 END) END AS flag
     FROM {_TRACE_TABLE} t
     JOIN {_SCORE_TABLE} s ON s.project_id = t.project_id AND s.trace_id = t.trace_id
-    CROSS JOIN unnest(%(keys)s::text[]) AS mk(key)
+    {_EXPAND_FROM}
     LEFT JOIN unnest(%(th_names)s::text[], %(th_values)s::float8[]) AS th(name, threshold) ON th.name = s.name
     WHERE t.project_id = %(project)s AND t.start_time >= %(lo)s AND t.start_time < %(hi)s
-      AND date_trunc('hour', t.start_time, 'UTC') = ANY(%(hours)s::timestamptz[])
+      AND date_trunc('hour', t.start_time, 'UTC') = ANY(%(hours)s::timestamptz[]) {_EXPAND_WHERE}
 ) x
 GROUP BY {_DIMS}, name
 """
@@ -256,8 +270,9 @@ def _safe_metadata_value(value: str) -> bool:
     return metadata_candidates(value) == [value] and not value.startswith(("{", "[", '"')) and value != "null"
 
 
-def rollup_meta_key(query, *, chosen: frozenset[str]) -> str | None:
-    """The metadata key the query needs ("" for none), or None if rollups can't answer it."""
+def rollup_level(query, *, chosen: frozenset[str]) -> tuple[str, str] | None:
+    """(level, metadata key or "") of the coarsest rollup rows holding every dimension the
+    query groups or filters by, or None if rollups can't answer it."""
     from dashboards.metrics import METADATA_PREFIX, PERCENTILES
 
     measure, agg = query.measure, query.agg
@@ -266,10 +281,13 @@ def rollup_meta_key(query, *, chosen: frozenset[str]) -> str | None:
     if agg in PERCENTILES and measure not in ("latency_ms", "cost_usd"):
         return None
     keys: set[str] = set()
+    needed: set[str] = set()
     for dim in query.group_by:
         if dim.startswith(METADATA_PREFIX):
             keys.add(dim[len(METADATA_PREFIX):])
-        elif dim not in ROLLUP_DIMENSIONS:
+        elif dim in ROLLUP_DIMENSIONS:
+            needed.add(dim)
+        else:
             return None
     f: TraceFilter = query.filter
     # The window was already cut from the filter's own from/to/range (effective_window).
@@ -277,13 +295,20 @@ def rollup_meta_key(query, *, chosen: frozenset[str]) -> str | None:
                    range=None)
     if rest != TraceFilter():
         return None
+    for name in _FILTER_FIELDS:
+        if getattr(f, name) is not None:
+            needed.add("prompt" if name == "prompt_version" else name)
     for key, value in f.metadata:
         if not _safe_metadata_value(value):
             return None
         keys.add(key)
     if len(keys) > 1 or not keys <= chosen:
         return None
-    return keys.pop() if keys else ""
+    meta_key = keys.pop() if keys else ""
+    if meta_key:
+        return ("meta" if not needed else "full"), meta_key
+    # LEVELS runs from coarse to fine: the first that holds every needed dimension.
+    return next(name for name, dims in LEVELS.items() if needed <= set(dims)), ""
 
 
 def hour_ceil(moment: datetime) -> datetime:
@@ -295,7 +320,7 @@ def hour_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _sources(query, project: Project, meta_key: str, h0: datetime, h1: datetime,
+def _sources(query, project: Project, level: str, meta_key: str, h0: datetime, h1: datetime,
              edges: list[tuple[datetime, datetime]], percentile: bool) -> tuple[str, list[Any]]:
     """UNION ALL of stored rollup rows in [h0, h1) and raw trace rows of the edge windows,
     as (hour, model, prompt_name, prompt_version, environment, meta_value, n, s, mn, mx, t)
@@ -306,8 +331,8 @@ def _sources(query, project: Project, meta_key: str, h0: datetime, h1: datetime,
     dims = "r.hour, r.model, r.prompt_name, r.prompt_version, r.environment, r.meta_value"
     raw_dims = ("date_trunc('hour', t.start_time, 'UTC') AS hour, t.model, t.prompt_name, t.prompt_version, "
                 "t.environment, (t.metadata ->> %s) AS meta_value")
-    where = ["r.project_id = %s", "r.meta_key = %s", "r.hour >= %s", "r.hour < %s"]
-    where_params: list[Any] = [project.pk, meta_key, h0, h1]
+    where = ["r.project_id = %s", "r.level = %s", "r.meta_key = %s", "r.hour >= %s", "r.hour < %s"]
+    where_params: list[Any] = [project.pk, level, meta_key, h0, h1]
     f = query.filter
     for field_name, column in (("model", "model"), ("environment", "environment"), ("prompt", "prompt_name"),
                                ("prompt_version", "prompt_version")):
@@ -435,16 +460,17 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
     watermark, chosen = rollup_status(project)
     if watermark is None:
         return None
-    meta_key = rollup_meta_key(query, chosen=chosen)
-    if meta_key is None:
+    found = rollup_level(query, chosen=chosen)
+    if found is None:
         return None
+    level, meta_key = found
     h0 = hour_ceil(start)
     h1 = min(hour_floor(end), hour_floor(watermark))
     if h1 <= h0:
         return None
     edges = [(a, b) for a, b in ((start, h0), (h1, end)) if a < b]
     percentile = query.agg in PERCENTILES
-    src, params = _sources(query, project, meta_key, h0, h1, edges, percentile)
+    src, params = _sources(query, project, level, meta_key, h0, h1, edges, percentile)
     bucket = f"date_trunc('{query.interval}', r.hour, 'UTC')" if query.interval else "NULL::timestamptz"
     dims: list[str] = []
     for dim in query.group_by:

@@ -96,6 +96,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('hour', models.DateTimeField()),
+                ('level', models.CharField(default='full', max_length=16)),
                 ('model', models.CharField(max_length=256, null=True)),
                 ('prompt_name', models.CharField(max_length=256, null=True)),
                 ('prompt_version', models.CharField(max_length=64, null=True)),
@@ -115,7 +116,7 @@ class Migration(migrations.Migration):
                 ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='projects.project')),
             ],
             options={
-                'indexes': [models.Index(fields=['project', 'name', 'meta_key', 'hour'], name='score_rollup_project_hour')],
+                'indexes': [models.Index(fields=['project', 'name', 'level', 'meta_key', 'hour'], name='score_rollup_project_hour')],
             },
         ),
         migrations.CreateModel(
@@ -123,6 +124,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('hour', models.DateTimeField()),
+                ('level', models.CharField(default='full', max_length=16)),
                 ('model', models.CharField(max_length=256, null=True)),
                 ('prompt_name', models.CharField(max_length=256, null=True)),
                 ('prompt_version', models.CharField(max_length=64, null=True)),
@@ -152,7 +154,7 @@ class Migration(migrations.Migration):
                 ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='projects.project')),
             ],
             options={
-                'indexes': [models.Index(fields=['project', 'meta_key', 'hour'], name='trace_rollup_project_hour')],
+                'indexes': [models.Index(fields=['project', 'level', 'meta_key', 'hour'], name='trace_rollup_project_hour')],
             },
         ),
         migrations.RunSQL(TRIGGERS_SQL, DROP_TRIGGERS_SQL),

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from dashboards.metrics import MetricsQuery, metrics_query
 from dashboards.models import TraceRollup
-from dashboards.rollups import HIST_ERROR, hist_key_sql, hist_value, rollup_config_set, rollups_refresh
+from dashboards.rollups import HIST_ERROR, LEVELS, hist_key_sql, hist_value, rollup_config_set, rollups_refresh
 from scores.models import Score
 from tests.dashboards.conftest import END, T0
 from tracing.models import Trace
@@ -36,6 +36,9 @@ QUERIES = [
     {"measure": "cost_usd", "agg": "sum", "group_by": "metadata.locale", "environment": "prod"},
     {"measure": "total_tokens", "agg": "sum", "group_by": "prompt", "interval": "hour"},
     {"measure": "input_tokens", "agg": "max", "model": "gpt-4o"},
+    {"measure": "latency_ms", "agg": "avg", "group_by": "model", "environment": "prod"},
+    {"measure": "traces", "group_by": "environment", "prompt": "support", "prompt_version": "1"},
+    {"measure": "cost_usd", "agg": "sum", "group_by": "metadata.locale", "model": "gpt-4o"},
     {"measure": "output_tokens", "agg": "avg", "metadata.locale": "de-DE"},
     *({"measure": "latency_ms", "agg": p, "interval": "hour"} for p in ("p50", "p90", "p95", "p99")),
     {"measure": "latency_ms", "agg": "p95", "group_by": "metadata.locale", "top": "2"},
@@ -153,7 +156,11 @@ def assert_rollups_equal_raw(project):
 
 
 def stored_traces(project) -> int:
-    return sum(TraceRollup.objects.filter(project=project, meta_key="").values_list("traces", flat=True))
+    """Traces in the rollups, the same at every level (each level holds every trace once)."""
+    totals = {level: sum(TraceRollup.objects.filter(project=project, meta_key="", level=level)
+                         .values_list("traces", flat=True)) for level in LEVELS}
+    assert len(set(totals.values())) == 1, totals
+    return totals["all"]
 
 
 def test_late_spans_resent_batches_moves_and_deletes_end_with_rollups_equal_to_raw(world):
