@@ -124,3 +124,27 @@ class ScoreRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.hour} {self.name}"
+
+
+class ActorRollup(models.Model):
+    """Per project × hour × end user (kind "user") or session (kind "session"): exact
+    distinct users / sessions over any window, and per-user cost, tokens and errors."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    kind = models.CharField(max_length=8)  # "user" | "session"
+    actor = models.CharField(max_length=256, null=True)  # user_id / session_id; NULL: traces without one
+    traces = models.IntegerField()
+    errors = models.IntegerField()
+    cost_n = models.IntegerField()
+    cost_sum = models.DecimalField(max_digits=30, decimal_places=10, null=True)
+    latency_sum = models.FloatField()
+    input_tokens_sum = models.BigIntegerField()
+    output_tokens_sum = models.BigIntegerField()
+    total_tokens_sum = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "kind", "hour"], name="actor_rollup_project_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.hour} {self.kind} {self.actor}"

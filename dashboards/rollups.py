@@ -149,6 +149,20 @@ GROUP BY {_DIMS}, name
 """
 
 
+_ACTOR_BUILD_SQL = f"""
+INSERT INTO dashboards_actorrollup (project_id, hour, kind, actor, traces, errors, cost_n, cost_sum, latency_sum,
+    input_tokens_sum, output_tokens_sum, total_tokens_sum)
+SELECT %(project)s, date_trunc('hour', t.start_time, 'UTC'), k.kind,
+       CASE k.kind WHEN 'user' THEN t.user_id ELSE t.session_id END, count(*),
+       count(*) FILTER (WHERE t.status = 'error'), count(t.cost_usd), sum(t.cost_usd), sum(t.latency_ms),
+       sum(t.input_tokens), sum(t.output_tokens), sum(t.total_tokens)
+FROM {_TRACE_TABLE} t CROSS JOIN (VALUES ('user'), ('session')) AS k(kind)
+WHERE t.project_id = %(project)s AND t.start_time >= %(lo)s AND t.start_time < %(hi)s
+  AND date_trunc('hour', t.start_time, 'UTC') = ANY(%(hours)s::timestamptz[])
+GROUP BY 2, 3, 4
+"""
+
+
 def _thresholds() -> tuple[list[str], list[float]]:
     flagged = [(s.name, s.flag_threshold) for s in names.REGISTRY.values() if s.flag_threshold is not None]
     return [n for n, _ in flagged], [float(t) for _, t in flagged]
@@ -163,11 +177,12 @@ def rollup_hours_rebuild(*, project_id: int, hours: list[datetime], keys: list[s
               "hi": max(hours) + timedelta(hours=1), "th_names": th_names, "th_values": th_values,
               "jprefix": names.JUDGE_PREFIX, "jlen": len(names.JUDGE_PREFIX)}
     with transaction.atomic(), connection.cursor() as cursor:
-        for table in ("dashboards_tracerollup", "dashboards_scorerollup"):
+        for table in ("dashboards_tracerollup", "dashboards_scorerollup", "dashboards_actorrollup"):
             cursor.execute(f"DELETE FROM {table} WHERE project_id = %s AND hour = ANY(%s::timestamptz[])",
                            [project_id, hours])
         cursor.execute(_TRACE_BUILD_SQL, params)
         cursor.execute(_SCORE_BUILD_SQL, params)
+        cursor.execute(_ACTOR_BUILD_SQL, params)
 
 
 _CHANGED_SQL = f"""
@@ -457,21 +472,30 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
     edges, and whether any rollup was read; None when rollups can't answer the query."""
     from dashboards.metrics import PERCENTILES, dimension_sql
 
+    del now
     watermark, chosen = rollup_status(project)
     if watermark is None:
         return None
-    found = rollup_level(query, chosen=chosen)
-    if found is None:
-        return None
-    level, meta_key = found
     h0 = hour_ceil(start)
     h1 = min(hour_floor(end), hour_floor(watermark))
     if h1 <= h0:
         return None
     edges = [(a, b) for a, b in ((start, h0), (h1, end)) if a < b]
+    bucket = f"date_trunc('{query.interval}', r.hour, 'UTC')" if query.interval else "NULL::timestamptz"
+    actor = _actor_kind(query)
+    if actor is not None:
+        src, params = _actor_sources(query, project, actor, h0, h1, edges)
+        if not query.group_by:  # distinct users / sessions
+            sql = (f"SELECT {bucket} AS bucket, count(DISTINCT r.actor), count(DISTINCT r.actor) "
+                   f"FROM ({src}) AS r GROUP BY 1")
+            return _execute(sql, params), True
+        return _folded_rows(query, src, params, ["r.actor"], bucket, top, percentile=False), True
+    found = rollup_level(query, chosen=chosen)
+    if found is None:
+        return None
+    level, meta_key = found
     percentile = query.agg in PERCENTILES
     src, params = _sources(query, project, level, meta_key, h0, h1, edges, percentile)
-    bucket = f"date_trunc('{query.interval}', r.hour, 'UTC')" if query.interval else "NULL::timestamptz"
     dims: list[str] = []
     for dim in query.group_by:
         if dim.startswith("metadata."):
@@ -479,6 +503,15 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
         else:
             sql, _ = dimension_sql(dim)
             dims.append(sql.replace("t.", "r."))
+    return _folded_rows(query, src, params, dims, bucket, top, percentile=percentile), True
+
+
+def _folded_rows(query, src: str, params: list[Any], dims: list[str], bucket: str, top: int, *,
+                 percentile: bool) -> list[tuple]:
+    """Partial aggregates of `src` per bucket and group, the top groups kept and the rest
+    folded into other (as _raw_sql does), finished into (bucket, [g, folded]..., value, n)."""
+    from dashboards.metrics import PERCENTILES
+
     g = len(dims)
     if percentile:
         cells = (f"SELECT {bucket} AS bucket, {''.join(f'{d} AS g{i + 1}, ' for i, d in enumerate(dims))}"
@@ -526,11 +559,57 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
             frac = pos - math.floor(pos)
             lo, hi = hist_value(k_lo), hist_value(k_hi)
             out.append((*keys_, lo + (hi - lo) * frac, total))
-        return out, True
+        return out
     value = _value_sql(query.measure, query.agg).replace("c.", "f.")
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(key_cols)}, {value} AS value, sum(f.n) AS n "
            f"FROM folded f GROUP BY {positions}")
-    return _execute(sql, [*params, *fold_params]), True
+    return _execute(sql, [*params, *fold_params])
+
+
+_ACTOR_MEASURES = {  # measure -> stored (n, s, t) over dashboards_actorrollup
+    "traces": ("r.traces", "NULL::numeric", "0"),
+    "errors": ("r.traces", "NULL::numeric", "r.errors"),
+    "cost_usd": ("r.cost_n", "r.cost_sum", "0"),
+    "latency_ms": ("r.traces", "r.latency_sum::numeric", "0"),
+    "input_tokens": ("r.traces", "r.input_tokens_sum::numeric", "0"),
+    "output_tokens": ("r.traces", "r.output_tokens_sum::numeric", "0"),
+    "total_tokens": ("r.traces", "r.total_tokens_sum::numeric", "0"),
+}
+
+
+def _actor_kind(query) -> str | None:
+    """"user" / "session" when the per-user and per-session rollups answer the query:
+    distinct users or sessions, or a trace measure's count / sum / avg / rate per user_id;
+    no filter (a filtered count needs the traces themselves)."""
+    f: TraceFilter = query.filter
+    if replace(f, start_from=None, start_to=None, range=None) != TraceFilter():
+        return None
+    if query.measure in ("users", "sessions") and not query.group_by:
+        return "user" if query.measure == "users" else "session"
+    if query.group_by == ("user_id",) and query.measure in _ACTOR_MEASURES and query.agg in ("count", "sum", "avg",
+                                                                                               "rate"):
+        return "user"
+    return None
+
+
+def _actor_sources(query, project: Project, kind: str, h0: datetime, h1: datetime,
+                   edges: list[tuple[datetime, datetime]]) -> tuple[str, list[Any]]:
+    """(hour, actor, n, s, mn, mx, t) rows: stored per-user / per-session rows in [h0, h1)
+    and raw traces of the edges."""
+    from dashboards.metrics import traces_sql
+
+    n, s, t = _ACTOR_MEASURES.get(query.measure, ("r.traces", "NULL::numeric", "0"))
+    parts = [f"SELECT r.hour, r.actor, {n} AS n, {s} AS s, NULL::numeric AS mn, NULL::numeric AS mx, {t} AS t "
+             "FROM dashboards_actorrollup r WHERE r.project_id = %s AND r.kind = %s AND r.hour >= %s AND r.hour < %s"]
+    params: list[Any] = [project.pk, kind, h0, h1]
+    column = "t.user_id" if kind == "user" else "t.session_id"
+    raw_n, raw_s, _, _, raw_t = _trace_raw_columns(query.measure if query.measure in _ACTOR_MEASURES else "traces")
+    for start, end in edges:
+        traces, tparams = traces_sql(project=project, trace_filter=query.filter, start=start, end=end)
+        parts.append(f"SELECT date_trunc('hour', t.start_time, 'UTC'), {column}, {raw_n}, {raw_s}, NULL::numeric, "
+                     f"NULL::numeric, {raw_t} FROM ({traces}) AS t")
+        params += tparams
+    return " UNION ALL ".join(parts), params
 
 
 def _execute(sql: str, params: list[Any]) -> list[tuple]:

@@ -157,5 +157,26 @@ class Migration(migrations.Migration):
                 'indexes': [models.Index(fields=['project', 'level', 'meta_key', 'hour'], name='trace_rollup_project_hour')],
             },
         ),
+        migrations.CreateModel(
+            name='ActorRollup',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('hour', models.DateTimeField()),
+                ('kind', models.CharField(max_length=8)),
+                ('actor', models.CharField(max_length=256, null=True)),
+                ('traces', models.IntegerField()),
+                ('errors', models.IntegerField()),
+                ('cost_n', models.IntegerField()),
+                ('cost_sum', models.DecimalField(decimal_places=10, max_digits=30, null=True)),
+                ('latency_sum', models.FloatField()),
+                ('input_tokens_sum', models.BigIntegerField()),
+                ('output_tokens_sum', models.BigIntegerField()),
+                ('total_tokens_sum', models.BigIntegerField()),
+                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='projects.project')),
+            ],
+            options={
+                'indexes': [models.Index(fields=['project', 'kind', 'hour'], name='actor_rollup_project_hour')],
+            },
+        ),
         migrations.RunSQL(TRIGGERS_SQL, DROP_TRIGGERS_SQL),
     ]

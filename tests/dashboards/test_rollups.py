@@ -51,11 +51,19 @@ QUERIES = [
     {"measure": "score:user_rating", "agg": "avg", "group_by": "metadata.locale"},
     {"measure": "score:user_rating", "agg": "max"},
     {"measure": "score:preferred", "agg": "count"},
+    {"measure": "users"},
+    {"measure": "users", "interval": "hour"},
+    {"measure": "sessions", "interval": "day"},
+    {"measure": "cost_usd", "agg": "sum", "group_by": "user_id", "top": "2"},
+    {"measure": "traces", "group_by": "user_id", "interval": "hour"},
+    {"measure": "errors", "agg": "rate", "group_by": "user_id"},
+    {"measure": "total_tokens", "agg": "avg", "group_by": "user_id", "top": "1"},
 ]
 # Not answerable from rollups: the raw path answers, and says so.
 RAW_ONLY = [
-    {"measure": "users"},
-    {"measure": "sessions", "interval": "hour"},
+    {"measure": "users", "model": "gpt-4o"},
+    {"measure": "sessions", "group_by": "model"},
+    {"measure": "cost_usd", "agg": "max", "group_by": "user_id"},
     {"measure": "traces", "group_by": "tag"},
     {"measure": "traces", "group_by": "metadata.tier"},  # not a chosen key
     {"measure": "traces", "user_id": "u1"},
@@ -123,14 +131,16 @@ def test_histogram_bins_keep_the_stated_bound(db):
 BASE = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
 
 
-def span(trace_id, start, ms, *, model="gpt-4o", error=False, span_id=None, parent=None, env="prod", locale="de"):
+def span(trace_id, start, ms, *, model="gpt-4o", error=False, span_id=None, parent=None, env="prod", locale="de",
+         user="u1"):
     start_ns = int(start.timestamp() * 1e9)
     return RawSpan(
         trace_id=trace_id, span_id=span_id or secrets.token_hex(8), parent_span_id=parent, name="answer",
         otel_kind=1, start_ns=start_ns, end_ns=start_ns + int(ms * 1e6), status_code=2 if error else 1,
         status_message=None, events=[], resource={"deployment.environment": env},
         attributes={"gen_ai.request.model": model, "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20,
-                    "metadata.locale": locale, "langfuse.trace.metadata.locale": locale},
+                    "metadata.locale": locale, "langfuse.trace.metadata.locale": locale, "user.id": user,
+                    "session.id": f"s-{user}"},
     )  # fmt: skip
 
 
@@ -142,6 +152,8 @@ CHECKS = [
     {"measure": "cost_usd", "agg": "count", "interval": "hour"},
     {"measure": "latency_ms", "agg": "p50", "interval": "hour"},
     {"measure": "score:user_thumbs", "agg": "rate", "interval": "hour"},
+    {"measure": "users", "interval": "hour"},
+    {"measure": "cost_usd", "agg": "sum", "group_by": "user_id"},
 ]
 
 
@@ -170,7 +182,7 @@ def test_late_spans_resent_batches_moves_and_deletes_end_with_rollups_equal_to_r
     a, b, c = (secrets.token_hex(16) for _ in range(3))
     root_a = secrets.token_hex(8)
     first = [span(a, BASE + timedelta(minutes=5), 800, span_id=root_a),
-             span(b, BASE + timedelta(minutes=50), 300, model="llama", env="staging"),
+             span(b, BASE + timedelta(minutes=50), 300, model="llama", env="staging", user="u2"),
              span(c, BASE + timedelta(hours=1, minutes=2), 1200, error=True)]
     spans_ingest(project=project, spans=first)
     score_upsert(project=project, trace_id=a, name="user_thumbs", value=1, source="end_user", data_type="boolean")
