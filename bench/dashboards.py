@@ -21,7 +21,7 @@ project (55 % of the data). Prints p50 / p95 per scenario in ms.
 Data: 4 spans per trace on average (a chain root and LLM / retriever / tool children), 6
 models with skewed shares, 3 prompts × 3 versions, 2 environments, metadata customer
 (50 values, Zipf-like), locale (6) and tier (3), users with Zipf-like activity and
-sessions of 1-8 turns, 3 % errors, log-normal latencies; 6 % of traces carry a thumbs
+sessions of 1-8 turns 20 s to 5 min apart, 3 % errors, log-normal latencies; 6 % of traces carry a thumbs
 vote, 3 % a rating, 20 % a hallucination score with the evaluator's decision, 4 % a
 rephrase signal.
 """
@@ -93,14 +93,17 @@ def load(database_url: str, projects: dict[str, int], n_traces: int, seed: int =
             tconn.cursor().copy(f"COPY tracing_trace ({', '.join(TRACE_COLS)}) FROM STDIN") as traces,
             sconn.cursor().copy(f"COPY tracing_span ({', '.join(SPAN_COLS)}) FROM STDIN") as spans_out,
         ):
-            left, session, user = 0, None, None
+            left, session, user, project_id, start = 0, None, None, None, now
             for i in range(n_traces):
-                project_id = projects[rng.choices(names, weights)[0]]
                 if left == 0:
+                    # A session: one user, one project, 1-8 turns a few minutes apart.
+                    project_id = projects[rng.choices(names, weights)[0]]
                     user = rng.choices(users, user_weights)[0]
                     session, left = f"sess-{i:07d}", rng.choice([1, 1, 2, 3, 4, 8])
+                    start = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
+                else:
+                    start = min(start + timedelta(seconds=rng.uniform(20, 300)), now)
                 left -= 1
-                start = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
                 latency = min(rng.lognormvariate(7.0, 0.8), 120_000)
                 model = rng.choices(models, model_weights)[0]
                 prompt = rng.choice(PROMPTS)

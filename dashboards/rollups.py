@@ -53,8 +53,11 @@ HIST_ERROR = (HIST_GAMMA - 1) / (HIST_GAMMA + 1)  # 0.0099: under 1 %
 OVERLAP = timedelta(minutes=5)
 # Hours rebuilt per statement (one transaction each).
 HOURS_PER_BATCH = 48
+DAYS_PER_BATCH = 7
 LOCK_KEY = 0x5079_6C61_7373  # pg advisory lock: one refresh at a time
 
+# Each chosen metadata key adds a copy of the `full` rows split by its value.
+MAX_METADATA_KEYS = 5
 ROLLUP_DIMENSIONS = ("model", "prompt", "environment")  # plus metadata.<chosen key>
 _FILTER_FIELDS = ("model", "environment", "prompt", "prompt_version")
 _TRACE_TABLE = "tracing_trace"
@@ -163,6 +166,53 @@ GROUP BY 2, 3, 4
 """
 
 
+# Daily trace rollups: the hourly rows of each UTC day merged, at level "day:<level>"
+# with `hour` = the day's start; rebuilt from the hourly rows whenever one of its hours is.
+DAY_PREFIX = "day:"
+_GK = "jsonb_build_array(r.level, r.model, r.prompt_name, r.prompt_version, r.environment, r.meta_key, r.meta_value)"
+_DAY_SUM_EXPRS = ["sum(traces)", "sum(errors)", "sum(latency_sum)", "min(latency_min)", "max(latency_max)",
+                  "sum(cost_n)", "sum(cost_sum)", "min(cost_min)", "max(cost_max)",
+                  *(f"{agg}({m}_{part})" for m in _MEASURES for agg, part in (("sum", "sum"), ("min", "min"),
+                                                                             ("max", "max")))]
+_DAY_SUMS = ", ".join(f"{expr} AS a{i}" for i, expr in enumerate(_DAY_SUM_EXPRS))
+_DAY_SUM_COLS = ", ".join(f"s.a{i}" for i in range(len(_DAY_SUM_EXPRS)))
+_DAY_BUILD_SQL = f"""
+WITH src AS (
+    SELECT date_trunc('day', r.hour, 'UTC') AS day, {_GK} AS gk, r.*
+    FROM dashboards_tracerollup r
+    WHERE r.project_id = %(project)s AND r.hour >= %(lo)s AND r.hour < %(hi)s AND left(r.level, 4) <> 'day:'
+      AND date_trunc('day', r.hour, 'UTC') = ANY(%(days)s::timestamptz[])
+), sums AS (
+    SELECT day, gk, {_DAY_SUMS} FROM src GROUP BY day, gk
+), lh AS (
+    SELECT day, gk, jsonb_object_agg(k, c) AS hist FROM (
+        SELECT day, gk, kv.key AS k, sum(kv.value::bigint) AS c FROM src, jsonb_each_text(src.latency_hist) kv
+        GROUP BY 1, 2, 3) x GROUP BY 1, 2
+), ch AS (
+    SELECT day, gk, jsonb_object_agg(k, c) AS hist FROM (
+        SELECT day, gk, kv.key AS k, sum(kv.value::bigint) AS c FROM src, jsonb_each_text(src.cost_hist) kv
+        GROUP BY 1, 2, 3) x GROUP BY 1, 2
+)
+INSERT INTO dashboards_tracerollup (project_id, {_DIMS}, traces, errors, latency_sum, latency_min, latency_max,
+    cost_n, cost_sum, cost_min, cost_max,
+    {", ".join(f"{m}_sum, {m}_min, {m}_max" for m in _MEASURES)}, latency_hist, cost_hist)
+SELECT %(project)s, s.day, 'day:' || (s.gk ->> 0), s.gk ->> 1, s.gk ->> 2, s.gk ->> 3, s.gk ->> 4, s.gk ->> 5,
+       s.gk ->> 6, {_DAY_SUM_COLS}, coalesce(lh.hist, '{{}}'::jsonb), coalesce(ch.hist, '{{}}'::jsonb)
+FROM sums s LEFT JOIN lh USING (day, gk) LEFT JOIN ch USING (day, gk)
+"""
+
+
+def rollup_days_rebuild(*, project_id: int, days: list[datetime]) -> None:
+    """Re-merge the daily trace rollups of these UTC days from their hourly rows."""
+    if not days:
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM dashboards_tracerollup WHERE project_id = %s AND left(level, 4) = 'day:' "
+                       "AND hour = ANY(%s::timestamptz[])", [project_id, days])
+        cursor.execute(_DAY_BUILD_SQL, {"project": project_id, "days": days, "lo": min(days),
+                                        "hi": max(days) + timedelta(days=1)})
+
+
 def _thresholds() -> tuple[list[str], list[float]]:
     flagged = [(s.name, s.flag_threshold) for s in names.REGISTRY.values() if s.flag_threshold is not None]
     return [n for n, _ in flagged], [float(t) for _, t in flagged]
@@ -177,8 +227,10 @@ def rollup_hours_rebuild(*, project_id: int, hours: list[datetime], keys: list[s
               "hi": max(hours) + timedelta(hours=1), "th_names": th_names, "th_values": th_values,
               "jprefix": names.JUDGE_PREFIX, "jlen": len(names.JUDGE_PREFIX)}
     with transaction.atomic(), connection.cursor() as cursor:
-        for table in ("dashboards_tracerollup", "dashboards_scorerollup", "dashboards_actorrollup"):
-            cursor.execute(f"DELETE FROM {table} WHERE project_id = %s AND hour = ANY(%s::timestamptz[])",
+        # Daily rows (a midnight `hour` too) stay until their day is re-merged, right after.
+        for table, extra in (("dashboards_tracerollup", " AND left(level, 4) <> 'day:'"),
+                             ("dashboards_scorerollup", ""), ("dashboards_actorrollup", "")):
+            cursor.execute(f"DELETE FROM {table} WHERE project_id = %s AND hour = ANY(%s::timestamptz[]){extra}",
                            [project_id, hours])
         cursor.execute(_TRACE_BUILD_SQL, params)
         cursor.execute(_SCORE_BUILD_SQL, params)
@@ -246,6 +298,9 @@ def _refresh(t0: float) -> RefreshResult:
         keys = keys_of.get(project_id, [])
         for i in range(0, len(hours), HOURS_PER_BATCH):
             rollup_hours_rebuild(project_id=project_id, hours=hours[i:i + HOURS_PER_BATCH], keys=keys)
+        days = sorted({day_floor(hour) for hour in hours})
+        for i in range(0, len(days), DAYS_PER_BATCH):
+            rollup_days_rebuild(project_id=project_id, days=days[i:i + DAYS_PER_BATCH])
         total += len(hours)
         RollupConfig.objects.filter(project_id=project_id).update(built_keys=keys)
     with transaction.atomic():
@@ -331,6 +386,15 @@ def hour_ceil(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(hours=1)
 
 
+def day_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_ceil(moment: datetime) -> datetime:
+    floor = day_floor(moment)
+    return floor if floor == moment else floor + timedelta(days=1)
+
+
 def hour_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -346,46 +410,62 @@ def _sources(query, project: Project, level: str, meta_key: str, h0: datetime, h
     dims = "r.hour, r.model, r.prompt_name, r.prompt_version, r.environment, r.meta_value"
     raw_dims = ("date_trunc('hour', t.start_time, 'UTC') AS hour, t.model, t.prompt_name, t.prompt_version, "
                 "t.environment, (t.metadata ->> %s) AS meta_value")
-    where = ["r.project_id = %s", "r.level = %s", "r.meta_key = %s", "r.hour >= %s", "r.hour < %s"]
-    where_params: list[Any] = [project.pk, level, meta_key, h0, h1]
     f = query.filter
+    filters, filter_params = [], []
     for field_name, column in (("model", "model"), ("environment", "environment"), ("prompt", "prompt_name"),
                                ("prompt_version", "prompt_version")):
         value = getattr(f, field_name)
         if value is not None:
-            where.append(f"r.{column} = %s")
-            where_params.append(value)
+            filters.append(f" AND r.{column} = %s")
+            filter_params.append(value)
     for _key, value in f.metadata:
-        where.append("r.meta_value = %s")
-        where_params.append(value)
-    stored_where = " AND ".join(where)
+        filters.append(" AND r.meta_value = %s")
+        filter_params.append(value)
+
+    def where(lvl: str, lo: datetime, hi: datetime) -> tuple[str, list[Any]]:
+        return ("r.project_id = %s AND r.level = %s AND r.meta_key = %s AND r.hour >= %s AND r.hour < %s"
+                + "".join(filters)), [project.pk, lvl, meta_key, lo, hi, *filter_params]
+
+    # Trace rollups: whole UTC days from the daily rows (24 times fewer), unless the
+    # query buckets by hour; the hours around them from the hourly rows.
+    d0, d1 = day_ceil(h0), day_floor(h1)
+    if query.interval == "hour" or d1 <= d0:
+        trace_ranges = [(level, h0, h1)]
+    else:
+        trace_ranges = [(r_level, lo, hi) for r_level, lo, hi in ((level, h0, d0), (DAY_PREFIX + level, d0, d1),
+                                                                  (level, d1, h1)) if lo < hi]
     parts: list[str] = []
     params: list[Any] = []
     score_name = measure[len(SCORE_PREFIX):] if measure.startswith(SCORE_PREFIX) else None
     kind = score_kind(score_name) if score_name is not None else None
 
     # Stored rows.
-    if percentile:
-        column = "latency_hist" if measure == "latency_ms" else "cost_hist"
-        parts.append(f"SELECT {dims}, kv.key::int AS k, kv.value::bigint AS c FROM dashboards_tracerollup r, "
-                     f"jsonb_each_text(r.{column}) AS kv WHERE {stored_where}")
-        params += where_params
-    elif score_name is None:
-        n, s, mn, mx, t = _trace_columns(measure)
-        parts.append(f"SELECT {dims}, {n} AS n, {s} AS s, {mn} AS mn, {mx} AS mx, {t} AS t "
-                     f"FROM dashboards_tracerollup r WHERE {stored_where}")
-        params += where_params
-    elif kind.kind == "signal" and agg == "rate":
-        parts.append(f"SELECT {dims}, r.traces AS n, NULL::numeric AS s, NULL::numeric AS mn, NULL::numeric AS mx, "
-                     f"0 AS t FROM dashboards_tracerollup r WHERE {stored_where}")
+    for r_level, lo, hi in trace_ranges:
+        trace_where, trace_params = where(r_level, lo, hi)
+        if percentile:
+            column = "latency_hist" if measure == "latency_ms" else "cost_hist"
+            parts.append(f"SELECT {dims}, kv.key::int AS k, kv.value::bigint AS c FROM dashboards_tracerollup r, "
+                         f"jsonb_each_text(r.{column}) AS kv WHERE {trace_where}")
+        elif score_name is None:
+            n, s, mn, mx, t = _trace_columns(measure)
+            parts.append(f"SELECT {dims}, {n} AS n, {s} AS s, {mn} AS mn, {mx} AS mx, {t} AS t "
+                         f"FROM dashboards_tracerollup r WHERE {trace_where}")
+        elif kind.kind == "signal" and agg == "rate":
+            parts.append(f"SELECT {dims}, r.traces AS n, NULL::numeric AS s, NULL::numeric AS mn, "
+                         f"NULL::numeric AS mx, 0 AS t FROM dashboards_tracerollup r WHERE {trace_where}")
+        else:
+            continue
+        params += trace_params
+    score_where, score_params = where(level, h0, h1)
+    if score_name is not None and kind.kind == "signal" and agg == "rate":
         parts.append(f"SELECT {dims}, 0, NULL::numeric, NULL::numeric, NULL::numeric, r.traces_with "
-                     f"FROM dashboards_scorerollup r WHERE {stored_where} AND r.name = %s")
-        params += [*where_params, *where_params, score_name]
-    else:
+                     f"FROM dashboards_scorerollup r WHERE {score_where} AND r.name = %s")
+        params += [*score_params, score_name]
+    elif score_name is not None:
         n, t = _score_columns(kind, agg)
         parts.append(f"SELECT {dims}, {n} AS n, r.sum::numeric AS s, r.min::numeric AS mn, r.max::numeric AS mx, "
-                     f"{t} AS t FROM dashboards_scorerollup r WHERE {stored_where} AND r.name = %s")
-        params += [*where_params, score_name]
+                     f"{t} AS t FROM dashboards_scorerollup r WHERE {score_where} AND r.name = %s")
+        params += [*score_params, score_name]
 
     # Raw rows of the edges, through the explorer's filter -> SQL path.
     for start, end in edges:

@@ -154,13 +154,18 @@ CHECKS = [
     {"measure": "score:user_thumbs", "agg": "rate", "interval": "hour"},
     {"measure": "users", "interval": "hour"},
     {"measure": "cost_usd", "agg": "sum", "group_by": "user_id"},
+    # Whole days come from the daily rows.
+    {"measure": "latency_ms", "agg": "p95"},
+    {"measure": "traces", "group_by": "model", "interval": "day"},
+    {"measure": "errors", "agg": "count"},
+    {"measure": "total_tokens", "agg": "max", "group_by": "environment", "interval": "week"},
 ]
 
 
 def assert_rollups_equal_raw(project):
     rollups_refresh()
     for params in CHECKS:
-        start, end = BASE - timedelta(hours=3), BASE + timedelta(hours=3)
+        start, end = BASE - timedelta(hours=30), BASE + timedelta(hours=30)
         raw = answer(project, params, rollups=False, start=start, end=end)
         rolled = answer(project, params, rollups=True, start=start, end=end)
         assert rolled.source == "rollup+raw", params
@@ -213,6 +218,40 @@ def test_late_spans_resent_batches_moves_and_deletes_end_with_rollups_equal_to_r
     assert stored_traces(project) == 2
 
 
+DAYS = [  # (hours after T0, latency, cost, model, env, locale): traces over four days
+    (26, 150, "0.02", "gpt-4o", "prod", "de-DE"), (30.5, 900, None, "llama", "staging", "en-US"),
+    (49, 75, "0.01", "gpt-4o", "prod", "de-DE"), (50, 3000, "0.30", "gpt-4o-mini", "prod", "fr-FR"),
+    (71.5, 420, "0.05", "gpt-4o", "staging", "de-DE"), (95, 60, "0.00", "llama", "prod", None),
+]
+
+
+@pytest.mark.parametrize("params", [
+    {"measure": "traces", "interval": "day", "group_by": "model"},
+    {"measure": "latency_ms", "agg": "p50"},
+    {"measure": "latency_ms", "agg": "p99", "interval": "day", "group_by": "environment"},
+    {"measure": "cost_usd", "agg": "avg", "group_by": "metadata.locale"},
+    {"measure": "cost_usd", "agg": "min", "model": "gpt-4o"},
+    {"measure": "errors", "agg": "rate", "interval": "week"},
+    {"measure": "score:user_thumbs", "agg": "rate", "interval": "day"},
+    {"measure": "users", "interval": "day"},
+], ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()))
+def test_whole_days_from_daily_rows_answer_like_the_raw_tables(world, sample, params):
+    from tests.dashboards.conftest import make_trace, score
+
+    for hours, latency, cost, model, env, locale in DAYS:
+        trace = make_trace(world.project, int(hours * 60), latency, cost, model, env, f"u{int(hours) % 3}", None, "ok",
+                           [], {"locale": locale} if locale else {}, None)
+        score(world.project, trace, "user_thumbs", int(hours) % 2, "end_user", "boolean")
+    rollup_config_set(project=world.project, metadata_keys=["locale"])
+    rollups_refresh()
+    assert TraceRollup.objects.filter(project=world.project, level="day:all").count() == 5
+    start, end = T0 + timedelta(minutes=30), T0 + timedelta(hours=97, minutes=10)
+    raw = answer(world.project, params, rollups=False, start=start, end=end)
+    rolled = answer(world.project, params, rollups=True, start=start, end=end)
+    assert rolled.source == "rollup+raw"
+    assert_same(raw, rolled, percentile=params.get("agg", "").startswith("p"))
+
+
 def test_a_project_choosing_a_metadata_key_is_rebuilt_for_it(world, sample):
     rollups_refresh()
     params = {"measure": "traces", "group_by": "metadata.locale"}
@@ -230,3 +269,18 @@ def test_a_second_refresh_with_nothing_new_rebuilds_nothing_old(world, sample):
     Trace.objects.update(updated_at=datetime(2025, 1, 1, tzinfo=UTC))
     Score.objects.update(updated_at=datetime(2025, 1, 1, tzinfo=UTC))
     assert rollups_refresh().hours == 0
+
+
+def test_rollup_keys_command_sets_and_shows_the_keys(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("rollup_keys", world.project.slug, "locale", "customer", stdout=out)
+    call_command("rollup_keys", world.project.slug, stdout=out)
+    assert "customer, locale (built so far: none)" in out.getvalue()
+    rollups_refresh()
+    out = StringIO()
+    call_command("rollup_keys", world.project.slug, stdout=out)
+    assert out.getvalue().strip() == f"{world.project.slug}: customer, locale"
