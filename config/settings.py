@@ -189,6 +189,8 @@ SPYGLASS_SIGNALS_ABANDON_MINUTES = env_int("SPYGLASS_SIGNALS_ABANDON_MINUTES", 3
 # the statement timeout of every metrics query (a runaway query is cancelled, a 503).
 SPYGLASS_METRICS_MAX_HOURLY_DAYS = env_int("SPYGLASS_METRICS_MAX_HOURLY_DAYS", 14, minimum=1)
 SPYGLASS_METRICS_STATEMENT_TIMEOUT_MS = env_int("SPYGLASS_METRICS_STATEMENT_TIMEOUT_MS", 10000, minimum=100)
+# Dashboards read hourly rollups (dashboards/rollups.py) where they can; off = always the raw tables.
+SPYGLASS_ROLLUPS_ENABLED = env_bool("SPYGLASS_ROLLUPS_ENABLED", True)
 
 # Celery: named queues so slow scoring never starves anything else.
 CELERY_BROKER_URL = REDIS_URL
@@ -240,6 +242,8 @@ CELERY_BEAT_SCHEDULE["signals-close-idle-sessions"] = {
     "task": "feedback.tasks.sessions_close_idle",
     "schedule": 300.0,
 }
+# Dashboards' hourly rollups: hours changed since the last run are re-aggregated.
+CELERY_BEAT_SCHEDULE["dashboards-rollups-refresh"] = {"task": "dashboards.tasks.rollups_refresh", "schedule": 30.0}
 
 LOGGING = {
     "version": 1,
