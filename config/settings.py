@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "explorer",
     "annotation",
     "dashboards",
+    "alerts",
+    "slices",
+    "drift",
     "demo",
 ]
 

@@ -26,5 +26,8 @@ urlpatterns = [
     path("", include("evaluation.urls")),
     path("", include("prompts.urls")),
     path("", include("dashboards.urls")),
+    path("", include("alerts.urls")),
+    path("", include("slices.urls")),
+    path("", include("drift.urls")),
     path("admin/", admin.site.urls),
 ]

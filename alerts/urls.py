@@ -1,0 +1,2 @@
+# Routes of the alerts app; see README.
+urlpatterns = []

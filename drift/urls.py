@@ -1,0 +1,2 @@
+# Routes of the drift app; see README.
+urlpatterns = []

@@ -1,0 +1,2 @@
+# Routes of the slices app; see README.
+urlpatterns = []
