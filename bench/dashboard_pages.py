@@ -15,7 +15,6 @@ requests; p50 / p95 in ms and the page size.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dashboards import PROJECT_SHARES, load, start_postgres  # noqa: E402
+from bench._django import django_start  # noqa: E402
+from bench.dashboards import PROJECT_SHARES, load  # noqa: E402
 
 
 def time_get(client, url: str, reps: int) -> tuple[float, float, int]:
@@ -52,17 +52,8 @@ def main() -> None:
         args.traces, args.reps = 2_000, 2
 
     with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
-        os.environ["DATABASE_URL"] = start_postgres(tmp)
-        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")  # never contacted: nothing is queued here
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-        from config.embedded import ensure_services
-
-        ensure_services()
-        import django
-
-        django.setup()
+        database_url = django_start(tmp)
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
         from django.test import Client, override_settings
 
@@ -70,12 +61,11 @@ def main() -> None:
         from dashboards.services import chart_add, dashboard_create
         from projects.services import project_create
 
-        call_command("migrate", verbosity=0)
         owner = get_user_model().objects.create_user("bench", password="bench")
         projects = {name: project_create(name=f"Bench {name}", owner=owner, slug=f"bench-{name}")[0]
                     for name in PROJECT_SHARES}  # fmt: skip
         print(f"loading {args.traces:,} traces into {len(projects)} projects", flush=True)
-        data = load(os.environ["DATABASE_URL"], {n: p.pk for n, p in projects.items()}, args.traces)
+        data = load(database_url, {n: p.pk for n, p in projects.items()}, args.traces)
         for project in projects.values():
             rollup_config_set(project=project, metadata_keys=["customer"])
         t0 = time.perf_counter()
@@ -122,6 +112,25 @@ def main() -> None:
                 w50, w95, _ = time_get(client, url, max(2, args.reps // 2))
             print(f"| {label:<40} | {r50:11.0f} | {r95:11.0f} | {w50:7.0f} | {w95:7.0f} | {size // 1024:3d} |",
                   flush=True)
+        # Where an overview's time goes: each chart alone (rollups on), 30 days.
+        from datetime import UTC, datetime, timedelta
+
+        from dashboards.charts import PageCounts, Window, auto_interval, chart_render
+        from dashboards.views import overview_specs
+        from explorer.filters import TraceFilter
+
+        end = datetime.now(UTC)
+        start = end - timedelta(days=30)
+        window = Window(start=start, end=end, interval=auto_interval(start, end), filter=TraceFilter(),
+                        range_key="30d")
+        print("\noverview 30 d, each chart alone with rollups (p50 ms of 3):")
+        for spec in overview_specs():
+            times = []
+            for _ in range(3):
+                t = time.perf_counter()
+                chart_render(project=big, spec=spec, window=window, counts=PageCounts(big, window))
+                times.append((time.perf_counter() - t) * 1000)
+            print(f"  {statistics.median(times):7.1f}  {spec.key}", flush=True)
         connection.close()
 
 
