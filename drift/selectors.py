@@ -140,7 +140,8 @@ def window_sample(*, project: Project, window: Window, limit: int = FEATURE_SAMP
         LEFT JOIN LATERAL (
             SELECT {", ".join(f"{col} AS s{i}" for i, col in enumerate(score_columns))}
             FROM {Score._meta.db_table} s
-            WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id AND s.name IN ({", ".join(["%s"] * len(wanted))})
+            WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id
+              AND s.name IN ({", ".join(["%s"] * len(wanted))})
         ) q ON TRUE
         WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s AND {condition}
         LIMIT %s
@@ -324,7 +325,7 @@ class DriftReport:
 def _numeric_summary(values: np.ndarray) -> dict:
     if len(values) == 0:
         return {"n": 0, "mean": None, "p50": None, "p95": None}
-    return {"n": int(len(values)), "mean": float(values.mean()), "p50": float(np.percentile(values, 50)),
+    return {"n": len(values), "mean": float(values.mean()), "p50": float(np.percentile(values, 50)),
             "p95": float(np.percentile(values, 95))}
 
 
@@ -333,8 +334,9 @@ def _numeric_feature(name, label, unit, group, b: np.ndarray, c: np.ndarray) -> 
     if min(len(b), len(c)) >= stats.MIN_N:
         psi = stats.psi_numeric(b, c)
         test = stats.ks(b, c)
-    return Feature(name, label, "numeric", group, unit, psi, stats.psi_status(psi), test and test.test,
-                   test and test.statistic, test and test.p_value, _numeric_summary(b), _numeric_summary(c))
+    return Feature(name, label, "numeric", group, unit, psi, stats.feature_status(psi, test and test.p_value),
+                   test and test.test, test and test.statistic, test and test.p_value, _numeric_summary(b),
+                   _numeric_summary(c))
 
 
 def _shares(counts: Counter) -> dict:
@@ -346,7 +348,7 @@ def _categorical_feature(name, label, group, kind, b: Counter, c: Counter, *, ye
     b, c = fold_rare(b, c)
     psi = test = None
     nb, nc = sum(b.values()), sum(c.values())
-    if min(nb, nc) >= stats.MIN_N and len(set(b) | set(c)) > 1:
+    if min(nb, nc) >= stats.MIN_N:  # one category in both windows: PSI 0, no test
         psi = stats.psi_categorical(b, c)
         test = stats.chi_square(b, c)
     summary_b = {"n": nb, "shares": _shares(b)}
@@ -354,8 +356,9 @@ def _categorical_feature(name, label, group, kind, b: Counter, c: Counter, *, ye
     if yes is not None:
         summary_b["rate"] = b.get(yes, 0) / nb if nb else None
         summary_c["rate"] = c.get(yes, 0) / nc if nc else None
-    return Feature(name, label, kind, group, "share" if kind == "rate" else "", psi, stats.psi_status(psi),
-                   test and test.test, test and test.statistic, test and test.p_value, summary_b, summary_c)
+    return Feature(name, label, kind, group, "share" if kind == "rate" else "", psi,
+                   stats.feature_status(psi, test and test.p_value), test and test.test,
+                   test and test.statistic, test and test.p_value, summary_b, summary_c)
 
 
 def drift_report(*, project: Project, baseline: Window, current: Window) -> DriftReport:

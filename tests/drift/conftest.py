@@ -76,7 +76,7 @@ def add_traces(project, window: Window, texts: list[str], *, rng: random.Random,
             end_time=start + timedelta(milliseconds=ms), latency_ms=ms, input=text,
             output="Here is what the help center says.", input_tokens=len(text) // 4, output_tokens=9,
             total_tokens=len(text) // 4 + 9, model=model, environment="production",
-            metadata={"plan": rng.choice(("free", "pro"))},
+            metadata={"plan": "pro" if i % 3 == 0 else "free"},
         ))
     Trace.objects.bulk_create(traces)
     vectors = embed_texts(texts)

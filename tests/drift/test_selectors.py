@@ -4,13 +4,14 @@ more hallucinations) is found; an unchanged window is not flagged."""
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 
 from drift import selectors, stats
-from tests.drift.conftest import BASELINE, CURRENT, GPU
+from tests.drift.conftest import BASELINE, CURRENT, GPU, add_traces
 
 
 def features(report) -> dict:
@@ -54,9 +55,10 @@ def test_planted_window_flags_model_latency_and_hallucination(planted, world):
     assert hallucination.baseline["rate"] == pytest.approx(12 / 120)
     assert hallucination.current["rate"] == pytest.approx(36 / 120)
     assert hallucination.p_value < 0.001
-    # PSI of yes/no shares .1/.9 -> .3/.7: (.2) ln 3 + (-.2) ln(7/9)
+    # PSI of yes/no shares .1/.9 -> .3/.7: (.2) ln 3 + (-.2) ln(7/9) = 0.2197 + 0.0503
     assert hallucination.psi == pytest.approx(0.2 * math.log(3) - 0.2 * math.log(7 / 9))
-    assert hallucination.status == "warn"
+    assert hallucination.psi == pytest.approx(0.2700, abs=1e-4)
+    assert hallucination.status == "alert"
 
 
 def test_unchanged_window_is_not_flagged(unchanged, world):
@@ -71,10 +73,6 @@ def test_unchanged_window_is_not_flagged(unchanged, world):
 
 
 def test_only_the_project_and_the_windows_are_read(planted, world):
-    from tests.drift.conftest import add_traces
-
-    import random
-
     add_traces(world.other_project, CURRENT, list(GPU) * 3, rng=random.Random(1), model="x", latency=1,
                flagged=set())
     later = selectors.Window(CURRENT.end, CURRENT.end + timedelta(days=7))
