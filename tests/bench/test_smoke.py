@@ -53,6 +53,7 @@ SMOKE = [
     ("bench/scoring.py", [], r"^embeddings: [\d,]+ texts/s"),
     ("bench/sdk_overhead.py", [], r"^  unreachable +-?[\d.]+ µs$"),
     ("bench/semantic.py", [], r"^\| 400 traces \| similar \| after \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|"),
+    ("bench/streaming.py", [], r"^ +200 +streamed +2 +20 +400 +[\d.]+ +[\d,]+ +\d+ +\d+ +ok$"),
     pytest.param("bench/train_grounding.py", ["--out", "{tmp}"], r"^wrote \S+/groundedness\.json \(threshold [\d.]+",
                  marks=NEEDS_DATASETS),
     pytest.param("bench/train_toxicity.py", ["--out", "{tmp}"], r"^wrote \S+/toxicity\.json and toxicity_char\.npz",
