@@ -40,6 +40,7 @@ NEEDS_DATASETS = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"no labelled 
 SMOKE = [
     ("bench/dashboards.py", [], r"^\| overview 30 d \(16 queries\) +\| +< 500 \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),
+    ("bench/drift.py", [], r"^\| page GET /p/<slug>/drift/ \| [\d.]+ \| [\d.]+ \|"),
     pytest.param("bench/eval_rephrase.py", [], r"^TEST \(held out\) +n= *\d+ +rephrase: accuracy [\d.]+",
                  marks=NEEDS_DATASETS),
 ]
