@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.db.models import Count
+
 from dashboards.metrics import (
     AGGS,
     GROUP_DIMENSIONS,
@@ -23,6 +25,7 @@ from dashboards.metrics import (
     statement_timeout,
     traces_sql,
 )
+from dashboards.models import Chart, SavedDashboard
 from explorer.filters import TraceFilter
 from projects.models import Project
 from scores import names
@@ -163,3 +166,26 @@ def cost_projection(*, project: Project, trace_filter: TraceFilter, now: datetim
     week = cost(now - timedelta(days=7), now)
     days_left = (month_end - now) / timedelta(days=1)
     return Projection(month_start, month_end, mtd, week, days_left, mtd + week / 7 * days_left)
+
+
+# ------------------------------------------------------------------------ saved dashboards
+
+
+def dashboards_for(*, project: Project):
+    """The project's dashboards with their chart counts, by name."""
+    return SavedDashboard.objects.filter(project=project).annotate(chart_count=Count("charts")).order_by("name")
+
+
+def dashboard_get(*, project: Project, dashboard_id: int):
+    """One dashboard of this project, or None (another project's id is not found)."""
+    return SavedDashboard.objects.filter(project=project, pk=dashboard_id).first()
+
+
+def charts_of(*, dashboard: SavedDashboard) -> list[Chart]:
+    return list(dashboard.charts.all())
+
+
+def metric_dimensions_recent(*, project: Project, days: int = 30) -> list[Dimension]:
+    """What the chart builder offers to group by: the dimensions of the last `days`."""
+    now = datetime.now(UTC)
+    return metric_dimensions(project=project, start=now - timedelta(days=days), end=now)

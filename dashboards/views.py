@@ -87,7 +87,7 @@ def _query_without(params: list[tuple[str, str]], *drop: str) -> str:
     return urlencode([(k, v) for k, v in params if k not in drop])
 
 
-def _page_context(request: HttpRequest, access: ProjectAccess, state: PageState) -> dict[str, Any]:
+def page_context(request: HttpRequest, access: ProjectAccess, state: PageState) -> dict[str, Any]:
     window = state.window
     filter_only = _query_without(state.params, "from", "to", "range")
     context: dict[str, Any] = {
@@ -106,7 +106,8 @@ def _page_context(request: HttpRequest, access: ProjectAccess, state: PageState)
     }
     if window is not None:
         f = window.filter
-        context.update(meta_pairs=list(f.metadata), score_conditions=[str(c) for c in f.scores],
+        context.update(has_filter=not f.is_empty(), meta_pairs=list(f.metadata),
+                       score_conditions=[str(c) for c in f.scores],
                        tags=", ".join(f.tags), active_range=window.range_key,
                        custom_from=f"{window.start:%Y-%m-%dT%H:%M}", custom_to=f"{window.end:%Y-%m-%dT%H:%M}",
                        explore_url=_explore(access, state))
@@ -124,7 +125,7 @@ def _explore(access: ProjectAccess, state: PageState) -> str:
     return explorer_url(access.project, window.filter, window.start, window.end) or ""
 
 
-def _render_charts(access: ProjectAccess, window: Window, specs: list[ChartSpec]) -> list:
+def charts_render(access: ProjectAccess, window: Window, specs: list[ChartSpec]) -> list:
     counts = PageCounts(access.project, window)
     return [chart_render(project=access.project, spec=spec, window=window, counts=counts) for spec in specs]
 
@@ -184,10 +185,10 @@ def overview_specs() -> list[ChartSpec]:
 @project_page(Role.VIEWER)
 def overview(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     state = page_state(request)
-    context = _page_context(request, access, state)
+    context = page_context(request, access, state)
     if state.window is None:
         return render(request, "dashboards/overview.html", context, status=400)
-    charts = _render_charts(access, state.window, overview_specs())
+    charts = charts_render(access, state.window, overview_specs())
     context["numbers"] = [c for c in charts if c.spec.chart == "number"]
     context["charts"] = [c for c in charts if c.spec.chart != "number"]
     return render(request, "dashboards/overview.html", context)
@@ -219,7 +220,7 @@ def cost(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     if key and (problem := _dimension_problem(METADATA_PREFIX + key)):
         state.errors["key"] = [problem]
         state.window = None
-    context = _page_context(request, access, state)
+    context = page_context(request, access, state)
     context["metadata_key"] = key
     if state.window is None:
         return render(request, "dashboards/cost.html", context, status=400)
@@ -230,7 +231,7 @@ def cost(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                                 if d.name.startswith(METADATA_PREFIX)]
     if key and key not in {k for k, _ in context["metadata_keys"]}:
         context["metadata_keys"].append((key, 0))  # chosen from a link; not seen in this window
-    context["charts"] = _render_charts(access, window, cost_specs(key or None))
+    context["charts"] = charts_render(access, window, cost_specs(key or None))
     success = selectors.cost_per_successful_answer(project=project, trace_filter=window.filter,
                                                    start=window.start, end=window.end)
     context["success"] = success

@@ -44,6 +44,7 @@ EPSILON = 1e-4
 # Below this many observations in either window a feature gets no status: PSI and the
 # tests on 10 values are noise that would light the page up on every reload.
 MIN_N = 30
+ALPHA = 0.05
 
 AUC_DRIFT = 0.55
 CV_FOLDS = 5
@@ -61,6 +62,18 @@ def psi_status(psi: float | None) -> str:
     if psi >= PSI_WARN:
         return WARN
     return OK
+
+
+def feature_status(psi: float | None, p_value: float | None) -> str:
+    """PSI's status, except that a shift the test does not find significant (p >= ALPHA) is
+    ok: PSI has a positive floor under pure sampling noise of about (bins - 1) x (1/n1 +
+    1/n2) (0.15 for ten bins of 120 traces each), which would otherwise flag small windows
+    that did not move at all."""
+    if psi is None:
+        return INSUFFICIENT
+    if p_value is not None and p_value >= ALPHA:
+        return OK
+    return psi_status(psi)
 
 
 def _psi_from_shares(baseline: np.ndarray, current: np.ndarray) -> float:
@@ -175,11 +188,14 @@ def embedding_drift(baseline: np.ndarray, current: np.ndarray) -> EmbeddingDrift
 # ------------------------------------------------------------------------ new topics
 
 # Cosine distance to the nearest baseline input above which a current input is "far".
-# all-MiniLM-L6-v2: paraphrases sit at ~0.1-0.3, other questions on the same subject at
-# ~0.3-0.5, unrelated subjects at 0.6 and beyond.
+# Measured with all-MiniLM-L6-v2 on the demo's support questions: paraphrases sit at
+# 0.1-0.3, a GPU question is 0.64-0.88 from its nearest support question, and GPU
+# questions are 0.25-0.70 from each other (mean ~0.55).
 FAR_DISTANCE = 0.5
-# Far inputs are grouped by average-linkage clustering cut at this mean distance.
-CLUSTER_DISTANCE = 0.6
+# Far inputs are grouped by average-linkage clustering cut at this mean distance: loose
+# enough to keep one subject's varied questions together (~0.55), tight enough to keep
+# unrelated subjects (0.8 and beyond) apart.
+CLUSTER_DISTANCE = 0.7
 # A topic needs this many inputs and this share of the current sample: a handful of
 # one-off odd questions is not a topic.
 MIN_TOPIC_SIZE = 5

@@ -158,3 +158,11 @@ def test_topic_terms_are_those_over_represented_against_the_baseline():
     assert terms[0] == ["gpu", "cuda"]
     assert terms[1][0] == "invoices"
     assert "billed" not in terms[1]  # common in the baseline too
+
+
+def test_feature_status_is_ok_when_the_shift_is_not_significant():
+    assert stats.feature_status(0.3, 0.01) == "alert"
+    assert stats.feature_status(0.15, 0.049) == "warn"
+    assert stats.feature_status(0.3, 0.05) == "ok"  # PSI of noise in small windows
+    assert stats.feature_status(0.3, None) == "alert"  # one category only: no test, PSI decides
+    assert stats.feature_status(None, None) == "insufficient"
