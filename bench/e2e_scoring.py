@@ -440,7 +440,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the project's groundedness sample_rate (default 1 = every trace, the shipped default)")
     parser.add_argument("--max-backlog", type=int,
                         help="SPYGLASS_GROUNDING_MAX_BACKLOG for the worker (default unset = the shipped 200)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run (5 traces, solo pool, 1 gunicorn worker) that only checks it works")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.rate, args.duration, args.interval, args.warmup = 5.0, 1.0, 0.5, 0.0
+        args.pool, args.web_workers, args.kb_articles, args.backlog_every, args.drain_timeout = "solo", 1, 50, 0.5, 180
     if args.rate <= 0 or args.duration <= 0 or args.interval <= 0:
         parser.error("--rate, --duration and --interval must be positive")
 

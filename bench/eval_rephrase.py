@@ -1,6 +1,6 @@
 """How well the rephrase / follow-up detector separates its three cases.
 
-    .venv/bin/python bench/eval_rephrase.py [--data tests/feedback/data/rephrase_pairs.jsonl] [--tune]
+    .venv/bin/python bench/eval_rephrase.py [--data tests/feedback/data/rephrase_pairs.jsonl] [--tune] [--smoke]
 
 The labelled pairs (hand-written, en/de/fr/es/ja) are split in two halves, stratified
 by language and label (every other pair of each group). Thresholds are chosen on the
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -22,7 +21,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from bench._django import settings_only  # noqa: E402
+
+settings_only()
 
 from evaluation.embeddings import embed_texts  # noqa: E402
 from feedback import implicit as signals  # noqa: E402  (pure module: no Django setup needed)
@@ -96,7 +98,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--tune", action="store_true", help="print the threshold sweep on the tune half")
+    parser.add_argument("--smoke", action="store_true",
+                        help="checks the script runs (make test), sweep included; the 78 pairs are small already")
     args = parser.parse_args()
+    args.tune = args.tune or args.smoke
 
     tune, test = split(load(args.data))
     if args.tune:

@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trickle", type=int, default=50, help="project B's traces (default 50)")
     parser.add_argument("--batch", type=int, default=100, help="A's traces per request (default 100)")
     parser.add_argument("--timeout", type=float, default=600.0, help="longest wait for B's scores (s)")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run (200 + 10 traces) that only checks it works")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (20 + 3 traces) that only checks it works")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.flood, args.trickle, args.batch = 200, 10, 50
+        args.flood, args.trickle, args.batch = 20, 3, 10
 
     stack = WorkerStack(web_workers=2, pool="solo")
     try:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         url, flood_key, trickle_key = stack.stack.url, stack.stack.key, created["secret_key"]
 
         # Warm-up: the worker loads the embedding model on its first task.
-        warm = send(url, flood_key, TraceFactory(10, texts), 10_000_000, 1, 1)
+        warm = send(url, flood_key, TraceFactory(2 if args.smoke else 10, texts), 10_000_000, 1, 1)
         deadline = time.monotonic() + 300
         while len(scored_at(stack, list(warm))) < len(warm) and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -1,6 +1,6 @@
 """Model work and time of the groundedness scorer per RAG trace, in one process.
 
-    .venv/bin/python bench/grounding_speed.py [--traces 30] [--torch-threads 1]
+    .venv/bin/python bench/grounding_speed.py [--traces 30] [--torch-threads 1] [--smoke]
 
 Traces: those of bench/e2e_scoring.py (`Texts`): an answer of 3 sentences against 3
 knowledge-base articles, the earlier turn of the session and a tool result. Before each
@@ -24,6 +24,10 @@ BASE_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
+from bench._django import settings_only  # noqa: E402
+
+settings_only()
+
 from e2e_scoring import Texts  # noqa: E402
 
 
@@ -38,7 +42,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", type=int, default=30)
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only checks the script works (make test); not a measurement")
     args = parser.parse_args()
+    if args.smoke:
+        args.traces = 2
 
     import torch
 

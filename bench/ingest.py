@@ -10,6 +10,7 @@ several client threads, counts the rows in Postgres afterwards, and prints a tab
     .venv/bin/python bench/ingest.py                      # 200 batches x 512 spans, 4 threads
     .venv/bin/python bench/ingest.py --runs 3             # three timed runs on one server
     .venv/bin/python bench/ingest.py --url http://127.0.0.1:8000 --key sk-sg-...  # a running server
+    .venv/bin/python bench/ingest.py --smoke              # tiny: checks it works (make test), no figures
 
 Only 127.0.0.1 is targeted; every loop is bounded by a count and by --max-seconds.
 Nothing is written anywhere except the temp dir, which is deleted at the end.
@@ -332,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=1800, help="stop sending after this long per run")
     parser.add_argument("--hold", type=float, default=0,
                         help="keep the local stack up this many seconds after the runs (for profiling)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run (1 worker, 2 threads, 4 x 64-span batches) that only checks it works")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.workers, args.threads, args.batches, args.batch_size, args.warmup = 1, 2, 4, 64, 1
     if bool(args.url) != bool(args.key):
         parser.error("--url and --key go together")
 

@@ -1,6 +1,6 @@
 """What the integrity rules cost: the score write path, and the migrations on a big table.
 
-    .venv/bin/python bench/integrity.py [--scores 1000000] [--writes 100] [--rounds 11]
+    .venv/bin/python bench/integrity.py [--scores 1000000] [--writes 100] [--rounds 11] [--smoke]
 
 1. Migrations (scores 0003, annotation 0003, prompts 0002, evaluation 0003) on a
    database holding `--scores` scores, ~6% of them end-user thumbs of which one in ten
@@ -21,7 +21,6 @@ Everything runs against a throw-away embedded Postgres in a temp dir.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.explorer import start_postgres  # noqa: E402 - needs ROOT on the path
+from bench._django import django_start  # noqa: E402 - needs ROOT on the path
 
 BEFORE_INTEGRITY = [
     ("scores", "0002_rename_tables"),
@@ -135,29 +134,26 @@ def main() -> None:
     parser.add_argument("--scores", type=int, default=1_000_000, help="scores in the table the migrations repair")
     parser.add_argument("--writes", type=int, default=100, help="score writes per round and kind")
     parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only checks the script works (make test); not a measurement")
     args = parser.parse_args()
+    if args.smoke:
+        args.scores, args.writes, args.rounds = 2_000, 5, 2
 
     with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
-        os.environ["DATABASE_URL"] = start_postgres(tmp)
-        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")  # never contacted
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-        import django
-
-        django.setup()
+        database_url = django_start(tmp)
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
 
         from projects.services import project_create
 
-        call_command("migrate", verbosity=0)
         owner = get_user_model().objects.create_user("bench", password="bench")
         project, _ = project_create(name="Bench", owner=owner, slug="bench")
         from django.db.migrations.executor import MigrationExecutor
 
         MigrationExecutor(connection).migrate(BEFORE_INTEGRITY)
         t0 = time.perf_counter()
-        duplicates = load_scores(os.environ["DATABASE_URL"], project.pk, args.scores)
+        duplicates = load_scores(database_url, project.pk, args.scores)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE scores_score")
             cursor.execute("SELECT count(*) FROM scores_score")

@@ -1,10 +1,11 @@
 """Micro-benchmark: median microseconds per normalize_span call on the test payloads.
 
-Run: .venv/bin/python bench/mapping.py  (from the repo root; no database needed)
+Run: .venv/bin/python bench/mapping.py [--smoke]  (from the repo root; no database needed)
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -20,6 +21,11 @@ CALLS_PER_ROUND = 50
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only checks the script works (make test); not a measurement")
+    args = parser.parse_args()
+    rounds = 3 if args.smoke else ROUNDS
     spans = [build() for build in BENCH_PAYLOADS]
     for span in spans:  # warm-up: imports, lru caches, orjson
         normalize_span(span)
@@ -27,7 +33,7 @@ def main() -> None:
     medians = []
     for build, span in zip(BENCH_PAYLOADS, spans, strict=True):
         samples = []
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             start = time.perf_counter_ns()
             for _ in range(CALLS_PER_ROUND):
                 normalize_span(span)

@@ -1,6 +1,6 @@
 """Throughput of the offline evaluators in ONE process (what one Celery worker gets).
 
-    .venv/bin/python bench/scoring.py [--traces 5000]
+    .venv/bin/python bench/scoring.py [--traces 5000] [--smoke]
 
 - fast path: toxicity (profanity model; the head's embeddings are measured separately)
   + PII + prompt injection, over realistic chat inputs/outputs, in batches of 100;
@@ -20,8 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluation.embeddings import cache_clear, embed_texts
-from evaluation.evaluators import injection, pii, toxicity
+from bench._django import settings_only
+
+settings_only()
+
+from evaluation.embeddings import cache_clear, embed_texts  # noqa: E402
+from evaluation.evaluators import injection, pii, toxicity  # noqa: E402
 
 QUESTIONS = [
     "How do I reset my password? My email is sam@example.org",
@@ -44,7 +48,11 @@ ANSWERS = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--traces", type=int, default=5000)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only checks the script works (make test); not a measurement")
     args = parser.parse_args()
+    if args.smoke:
+        args.traces = 20
     rng = random.Random(6)
     pairs = [(rng.choice(QUESTIONS) + f" (#{i})", rng.choice(ANSWERS)) for i in range(args.traces)]
     toxicity.profanity_probs(["warm up"])

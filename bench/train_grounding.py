@@ -27,11 +27,16 @@ texts): `centroid_support`, the stand-in for the old whole-context cosine, is of
 with and without, so the cross-validation decides whether it earns its place (for
 head 3 it did not: 0.9275 / 0.9380 real / derived without it, 0.9253 / 0.9373 with it).
 
-    .venv/bin/python bench/train_grounding.py   # writes feedback/evaluators/weights/groundedness.json
+    .venv/bin/python bench/train_grounding.py   # writes evaluation/evaluators/weights/groundedness.json
+    .venv/bin/python bench/train_grounding.py --out /tmp/w --smoke   # a few rows and designs: checks it runs
+
+`--out DIR` writes groundedness.json there instead of over the shipped file; `--smoke`
+insists on it.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import inspect
 import json
@@ -54,8 +59,12 @@ from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._data import CACHE, begin_rows
-from evaluation.evaluators import groundedness as g
+from bench._django import settings_only
+
+settings_only()
+
+from bench._data import CACHE, begin_rows  # noqa: E402
+from evaluation.evaluators import groundedness as g  # noqa: E402
 
 SEED = 6
 # The feature code the cache is keyed on, captured before _memoise_encoder swaps the encoder.
@@ -289,7 +298,24 @@ def oof_scores(x: np.ndarray, y: np.ndarray, groups: np.ndarray, weight: np.ndar
     return oof
 
 
+def smoke_rows(real: list[dict], synth: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Every 10th real row and 60 consistent/edited pairs: a few seconds of features."""
+    pairs = [synth[i:i + 2] for i in range(0, len(synth), 2)]
+    return real[::10], [row for pair in random.Random(SEED).sample(pairs, min(60, len(pairs))) for row in pair]
+
+
 def main() -> None:
+    global FEATURE_SETS, SYNTH_WEIGHTS, HEADS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=g.WEIGHTS.parent,
+                        help="directory for groundedness.json (default: the shipped weights)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few rows and two designs: checks the script runs (needs --out)")
+    args = parser.parse_args()
+    if args.smoke and args.out.resolve() == g.WEIGHTS.parent.resolve():
+        parser.error("--smoke would overwrite the shipped weights: give --out DIR")
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights = args.out / g.WEIGHTS.name
     started = time.time()
     _memoise_encoder()
     real = []
@@ -298,6 +324,10 @@ def main() -> None:
             r["source"] = name.split("_")[2].split(".")[0]
             real.append(r)
     synth, doc_of = derived_rows(real)
+    if args.smoke:
+        real, synth = smoke_rows(real, synth)
+        FEATURE_SETS = {name: FEATURE_SETS[name] for name in ("historical", "+local+tokens")}
+        SYNTH_WEIGHTS, HEADS = (0.5,), [HEADS[2], HEADS[len(CS)]]  # logistic C=1, the smallest trees
     print(f"BEGIN dev rows={len(real)} hallucinated={np.mean([r['label'] for r in real]):.2f}; "
           f"derived rows={len(synth)} from {len(set(doc_of.values()))} pseudo-documents")
     kinds = [r["kind"] for r in synth]
@@ -354,12 +384,13 @@ def main() -> None:
         "threshold": round(threshold, 4),
         **final.export(),
     }
-    g.WEIGHTS.write_text(json.dumps(out, indent=1) + "\n")
+    weights.write_text(json.dumps(out, indent=1) + "\n")
+    g.WEIGHTS = weights  # the check below reads the file just written, not the shipped one
     g.head.cache_clear()
     g._trees.cache_clear()
     drift = np.abs(g._probability(x) - final.predict(x[:, cols])).max()
     assert drift < 1e-4, f"exported head disagrees with the fitted one by {drift}"
-    print(f"wrote {g.WEIGHTS} (threshold {threshold:.3f} = best F1 on pooled CV scores) "
+    print(f"wrote {weights} (threshold {threshold:.3f} = best F1 on pooled CV scores) "
           f"in {time.time() - started:.0f} s")
 
 

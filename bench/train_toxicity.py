@@ -1,6 +1,10 @@
 """Train the toxicity heads and their mix on the Davidson tweets (train/tune only).
 
     .venv/bin/python bench/train_toxicity.py   # writes weights/toxicity.json + toxicity_char.npz (~3 min)
+    .venv/bin/python bench/train_toxicity.py --out /tmp/w --smoke   # 240 tweets, fewer candidates: checks it runs
+
+`--out DIR` writes the two files there instead of over the shipped ones
+(evaluation/evaluators/weights/); `--smoke` insists on it.
 
 Three signals, averaged in logit space (feedback/evaluators/toxicity.py):
 - alt-profanity-check (not trained here);
@@ -23,6 +27,7 @@ Two things make that CV closer to the chat traffic the scorer sees:
 
 from __future__ import annotations
 
+import argparse
 import collections
 import csv
 import json
@@ -41,8 +46,12 @@ from sklearn.svm import LinearSVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._data import DATASETS, davidson, embed_cached
-from evaluation.evaluators import toxicity
+from bench._django import settings_only
+
+settings_only()
+
+from bench._data import DATASETS, davidson, embed_cached  # noqa: E402
+from evaluation.evaluators import toxicity  # noqa: E402
 
 SEED = 6
 LEXICON_SIZE = 40
@@ -109,9 +118,30 @@ def youden_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[int(np.argmax(tpr - fpr))])
 
 
+def smoke_sample(texts: list[str], labels: np.ndarray, classes: np.ndarray) -> tuple[list[str], np.ndarray,
+                                                                                     np.ndarray]:
+    """A few tweets of each of Davidson's classes (enough for 5-fold CV of each)."""
+    rng = np.random.default_rng(SEED)
+    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(classes == c), n, replace=False)
+                                   for c, n in ((0, 40), (1, 120), (2, 80))]))
+    return [texts[i] for i in keep], labels[keep], classes[keep]
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=toxicity.WEIGHTS.parent,
+                        help="directory for toxicity.json and toxicity_char.npz (default: the shipped weights)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="240 tweets and one candidate per choice: checks the script runs (needs --out)")
+    args = parser.parse_args()
+    if args.smoke and args.out.resolve() == toxicity.WEIGHTS.parent.resolve():
+        parser.error("--smoke would overwrite the shipped weights: give --out DIR")
+    args.out.mkdir(parents=True, exist_ok=True)
+    weights, char_weights = args.out / toxicity.WEIGHTS.name, args.out / toxicity.CHAR_WEIGHTS.name
     texts, labels = davidson()
     classes = davidson_classes()
+    if args.smoke:
+        texts, labels, classes = smoke_sample(texts, labels, classes)
     cleaned = [toxicity.clean(t) for t in texts]
     vectors = embed_cached(cleaned, "davidson")
     hard, lexicon = hard_subset(cleaned, labels)
@@ -129,7 +159,7 @@ def main() -> None:
     show("profanity stand-in (out of fold)", stand_in)
 
     best_char = None
-    for c in (1.0, 4.0):
+    for c in (1.0,) if args.smoke else (1.0, 4.0):
         z = char_oof(cleaned, labels, folds, c)
         show(f"char n-gram LR C={c}", z)
         if best_char is None or roc_auc_score(labels[hard], z[hard]) > best_char[0]:
@@ -137,7 +167,7 @@ def main() -> None:
     _, char_c, char_z = best_char
 
     best_emb = None
-    for c in (0.3, 1.0, 3.0):
+    for c in (1.0,) if args.smoke else (0.3, 1.0, 3.0):
         binary = cross_val_predict(LogisticRegression(C=c, class_weight="balanced", max_iter=3000), vectors, labels,
                                    cv=folds, method="decision_function")
         show(f"embedding LR, toxic vs not, C={c}", binary)
@@ -164,7 +194,7 @@ def main() -> None:
     char_x, idf = char_features(cleaned)
     char_model = LogisticRegression(C=char_c, class_weight="balanced", max_iter=3000).fit(char_x, labels)
     emb_model = LogisticRegression(C=emb_c, class_weight="balanced", max_iter=3000).fit(vectors, classes)
-    np.savez_compressed(toxicity.CHAR_WEIGHTS, idf=idf.astype(np.float32),
+    np.savez_compressed(char_weights, idf=idf.astype(np.float32),
                         coef=char_model.coef_[0].astype(np.float32), intercept=char_model.intercept_.astype(np.float32))
     out = {
         "version": f"toxicity-2-char{char_c}-emb3C{emb_c}",
@@ -178,8 +208,8 @@ def main() -> None:
         "intercept": [round(float(b), 6) for b in emb_model.intercept_],
         "coef": [[round(float(w), 6) for w in row] for row in emb_model.coef_],
     }
-    toxicity.WEIGHTS.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {toxicity.WEIGHTS.name} and {toxicity.CHAR_WEIGHTS.name} (char C={char_c}, "
+    weights.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {weights} and {char_weights.name} (char C={char_c}, "
           f"embedding C={emb_c}, mix {out['mix']}, threshold {threshold:.3f} = Youden's J on Davidson CV)")
 
 

@@ -267,6 +267,24 @@ CELERY_BEAT_SCHEDULE["signals-close-idle-sessions"] = {
 }
 # Dashboards' hourly rollups: hours changed since the last run are re-aggregated.
 CELERY_BEAT_SCHEDULE["dashboards-rollups-refresh"] = {"task": "dashboards.tasks.rollups_refresh", "schedule": 30.0}
+# Alerts (alerts/): every rule evaluated each minute; links in notifications start with
+# SPYGLASS_BASE_URL; webhook/Slack calls time out quickly and are retried with backoff.
+CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {"task": "alerts.tasks.alerts_evaluate", "schedule": 60.0}
+SPYGLASS_BASE_URL = (env_str("SPYGLASS_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
+SPYGLASS_ALERTS_TICK_BUDGET_SECONDS = env_int("SPYGLASS_ALERTS_TICK_BUDGET_SECONDS", 45, minimum=1)
+SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS = env_int("SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS", 5, minimum=1)
+SPYGLASS_ALERTS_RETRIES = env_int("SPYGLASS_ALERTS_RETRIES", 5, minimum=0)
+SPYGLASS_ALERTS_RETRY_BACKOFF_SECONDS = env_int("SPYGLASS_ALERTS_RETRY_BACKOFF_SECONDS", 10, minimum=0)
+# Email (alert channels): SMTP when EMAIL_HOST is set, else messages are written to the log.
+EMAIL_HOST = env_str("EMAIL_HOST") or ""
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "spyglass@localhost"
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,7 @@ error <= 1 %, see rollups.HIST_GAMMA).
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
@@ -148,3 +149,64 @@ class ActorRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id} {self.hour} {self.kind} {self.actor}"
+
+
+# ------------------------------------------------------------------------ saved dashboards
+
+
+class SavedDashboard(models.Model):
+    """A named set of charts in a project (viewers see it, members edit it)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="dashboard_unique_name")]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChartType(models.TextChoices):
+    LINE = "line", "Line"
+    STACKED_BAR = "stacked_bar", "Stacked bar"
+    BAR = "bar", "Bar"
+    NUMBER = "number", "Number"
+    TABLE = "table", "Table"
+    HISTOGRAM = "histogram", "Histogram"
+
+
+class Chart(models.Model):
+    """One saved metrics query and how to draw it. The time window is the dashboard
+    page's (so one dashboard answers for 24 h or 30 d); `filters` are the chart's own
+    trace filter, stored as the filter language's canonical (parameter, value) pairs."""
+
+    INTERVAL_AUTO = "auto"  # follow the page's window (hours, days or weeks)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    dashboard = models.ForeignKey(SavedDashboard, on_delete=models.CASCADE, related_name="charts")
+    title = models.CharField(max_length=200)
+    measure = models.CharField(max_length=120)
+    agg = models.CharField(max_length=8)
+    group_by = ArrayField(models.CharField(max_length=210), size=2, default=list, blank=True)
+    top = models.PositiveSmallIntegerField(default=10)
+    interval = models.CharField(max_length=8, blank=True, default=INTERVAL_AUTO)  # "auto", hour/day/week, "" = none
+    filters = models.JSONField(default=list, blank=True)
+    chart_type = models.CharField(max_length=16, choices=ChartType.choices, default=ChartType.LINE)
+    position = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["dashboard", "position"], name="chart_dashboard_position")]
+
+    def __str__(self) -> str:
+        return self.title

@@ -126,6 +126,39 @@ FOLLOW_UPS = (
      "Glad to help! Anything else?",
      "Glad to help! As a thank-you, your next month is free."),
 )
+# A topic that only appears in the last NEW_TOPIC_DAYS days (Acme just launched GPU
+# instances): the drift page should list it as a new topic. Shaped like QUESTIONS.
+NEW_TOPIC_DAYS = 4
+NEW_TOPIC_SHARE = 0.3
+GPU_DOC = ("kb-201", "GPU instances",
+           "GPU instances (NVIDIA L4 and A100) are available in us-east and eu-west. CUDA 12 drivers are "
+           "preinstalled. New accounts have a GPU quota of 0 until support raises it.")
+GPU_QUESTIONS = (
+    ("Which GPU instances do you offer?", "L4 and A100 GPU instances, in us-east and eu-west.",
+     "H100 and A100 GPU instances in every region."),
+    ("Are CUDA drivers preinstalled on GPU instances?", "Yes, CUDA 12 drivers are preinstalled.",
+     "No, you need to install CUDA yourself."),
+    ("Why is my GPU quota zero?", "New accounts start with a GPU quota of 0; support can raise it.",
+     "GPU quotas are only available on Enterprise."),
+    ("Can I get an A100 GPU in eu-west?", "Yes, A100 GPU instances are available in eu-west.",
+     "A100 GPUs are only in us-east."),
+    ("How do I request more GPU quota for CUDA training jobs?",
+     "Ask support to raise your GPU quota; new accounts start at 0.",
+     "GPU quota is raised automatically after 30 days."),
+)
+
+
+def new_topic_turn(rng: random.Random, turn: Turn) -> Turn:
+    """Now and then, a GPU question instead of `turn` (same groundedness). `rng` is the
+    caller's own, so the rest of the demo draws the same numbers with or without it."""
+    if turn.rude or rng.random() >= NEW_TOPIC_SHARE:
+        return turn
+    question, good, bad = rng.choice(GPU_QUESTIONS)
+    documents = [GPU_DOC, *rng.sample(KNOWLEDGE_BASE, 2)]
+    return Turn(question=question, documents=documents, answer=good if turn.grounded else bad,
+                grounded=turn.grounded)
+
+
 # Rude inputs for the toxicity scorer; kept mild.
 RUDE = (
     "this stupid bot is useless, just answer the damn question",

@@ -187,6 +187,8 @@ def _one_turn(tracer, rng: random.Random, *, user, session: str, turn_index: int
               age: float) -> SeededTrace:
     version = scenario.pick_prompt_version(rng, age)
     turn = scenario.make_turn(rng, user, prompt_version=version, first=turn_index == 0)
+    if datetime.now(UTC) - start < timedelta(days=scenario.NEW_TOPIC_DAYS):  # the drift page's new topic
+        turn = scenario.new_topic_turn(random.Random(f"{session}/{turn_index}"), turn)
     provider_name, model = scenario.pick_model(rng)
     error = rng.random() < 0.03
     t0 = int(start.timestamp() * NS)

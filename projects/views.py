@@ -69,7 +69,8 @@ def home(request):
 
 @project_page(Role.VIEWER)
 def project_root(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    return redirect("trace-list", project_slug=access.project.slug)
+    # The overview (dashboards) is where a project starts; the explorer is in the nav.
+    return redirect("dashboards-overview", project_slug=access.project.slug)
 
 
 class KeyForm(forms.Form):

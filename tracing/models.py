@@ -65,6 +65,11 @@ class Trace(models.Model):
     model = models.CharField(max_length=256, null=True, blank=True)
     prompt_name = models.CharField(max_length=256, null=True, blank=True)
     prompt_version = models.CharField(max_length=64, null=True, blank=True)
+    # Where each "first span" value above stands in its order (tracing/aggregates.py), so a
+    # batch of new spans merges into this row without re-reading the trace's stored spans.
+    # NULL (rows from before it existed, or not written by ingest): the next batch
+    # recomputes the row from all its spans instead.
+    fold_state = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,10 +1,10 @@
 """Writes for traces and spans: the OTLP ingest path.
 
 One request = one transaction: spans are bulk-copied, deduplicated on
-(project, trace_id, span_id), and every touched trace row is recomputed from all of its
-stored spans. Recomputing (instead of adding the batch's numbers to the old row) is
-what keeps trace aggregates right when spans arrive in several batches, in any order,
-or twice.
+(project, trace_id, span_id), and only the spans this request actually stored are
+folded into their trace rows (tracing/aggregates.py). Folding only what was inserted is
+what keeps aggregates right when spans arrive in several batches, in any order, or
+twice, at a cost per batch that does not grow with the spans already stored.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from django.db import DataError, connection, transaction
 
 from projects.models import Project
 from tracing import signals
+from tracing.aggregates import traces_fold, traces_recompute
 from tracing.cost import span_cost
 from tracing.limits import Bounds
 from tracing.masking import project_masker
@@ -173,8 +174,8 @@ def _ensure_stage(cursor) -> None:
 def _lock_traces(cursor, project_id: int, trace_ids: Iterable[str]) -> None:
     """Take a transaction-scoped advisory lock per touched trace.
 
-    The lock serialises concurrent batches of the same trace, so each one's recompute
-    sees the other's committed spans. Advisory locks write nothing (a row lock would
+    The lock serialises concurrent batches of the same trace, so each one's fold starts
+    from the row the other committed. Advisory locks write nothing (a row lock would
     need the trace row to exist first, costing an extra insert and update per new
     trace), and taking them in the order of the lock key rules out deadlocks.
     """
@@ -201,107 +202,14 @@ def _insert_spans(cursor, rows: list[tuple]) -> list[tuple[str, str]]:
     return cursor.fetchall()
 
 
-# Every aggregate is recomputed from all stored spans of the trace, and the trace row is
-# written once: inserted when new, updated when it exists. The spans are reached by one
-# probe of the (project_id, trace_id, span_id) index per trace id, whatever the planner's
-# statistics say (a fresh table has none until autovacuum runs).
-_RECOMPUTE_SQL = """
-WITH ids AS (
-    SELECT DISTINCT t AS trace_id FROM unnest(%(trace_ids)s::varchar[]) AS t
-),
-agg AS (
-    SELECT s.trace_id,
-        min(s.start_time) AS start_time,
-        max(s.end_time) AS end_time,
-        count(*) AS span_count,
-        count(*) FILTER (WHERE s.status = 'error') AS error_count,
-        count(*) FILTER (WHERE s.status = 'ok') AS ok_count,
-        coalesce(sum(s.input_tokens) FILTER (WHERE s.kind = 'llm'), 0) AS input_tokens,
-        coalesce(sum(s.output_tokens) FILTER (WHERE s.kind = 'llm'), 0) AS output_tokens,
-        coalesce(sum(coalesce(s.total_tokens, coalesce(s.input_tokens, 0) + coalesce(s.output_tokens, 0)))
-            FILTER (WHERE s.kind = 'llm'), 0) AS total_tokens,
-        sum(s.cost_usd) AS cost_usd,
-        count(*) FILTER (WHERE s.cost_usd IS NULL AND s.model IS NOT NULL
-            AND (s.input_tokens > 0 OR s.output_tokens > 0)) AS unpriced_spans,
-        (array_agg(s.trace_name ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.trace_name IS NOT NULL))[1] AS trace_name,
-        (array_agg(s.name ORDER BY s.parent_span_id IS NULL DESC, s.start_time))[1] AS root_name,
-        (array_agg(s.span_id ORDER BY s.start_time) FILTER (WHERE s.parent_span_id IS NULL))[1] AS root_span_id,
-        (array_agg(s.model ORDER BY coalesce(s.total_tokens, 0) DESC, s.start_time)
-            FILTER (WHERE s.model IS NOT NULL))[1] AS model,
-        (array_agg(s.session_id ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.session_id IS NOT NULL))[1] AS session_id,
-        (array_agg(s.user_id ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.user_id IS NOT NULL))[1] AS user_id,
-        (array_agg(s.environment ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.environment IS NOT NULL))[1] AS environment,
-        (array_agg(s.release ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.release IS NOT NULL))[1] AS release,
-        (array_agg(s.service_name ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.service_name IS NOT NULL))[1] AS service_name,
-        (array_agg(s.prompt_name ORDER BY s.start_time) FILTER (WHERE s.prompt_name IS NOT NULL))[1] AS prompt_name,
-        (array_agg(s.prompt_version ORDER BY s.start_time)
-            FILTER (WHERE s.prompt_name IS NOT NULL OR s.prompt_version IS NOT NULL))[1] AS prompt_version,
-        (array_agg(s.input ORDER BY s.parent_span_id IS NULL DESC, s.start_time)
-            FILTER (WHERE s.input IS NOT NULL))[1] AS input,
-        (array_agg(s.output ORDER BY s.parent_span_id IS NULL DESC, s.end_time DESC)
-            FILTER (WHERE s.output IS NOT NULL))[1] AS output,
-        bool_or(s.tags <> '{}') AS any_tags,
-        bool_or(s.metadata <> '{}') AS any_metadata
-    -- LATERAL + OFFSET 0 keeps this a per-trace index probe: flattened into a plain
-    -- join, a planner without statistics (a young table) hashes every span of the
-    -- project instead (measured: 150 ms instead of a few ms per batch).
-    FROM ids CROSS JOIN LATERAL (
-        SELECT * FROM tracing_span sp
-        WHERE sp.project_id = %(project)s AND sp.trace_id = ids.trace_id OFFSET 0
-    ) AS s
-    GROUP BY s.trace_id
-)
-INSERT INTO tracing_trace AS t (
-    project_id, trace_id, start_time, end_time, latency_ms, span_count, error_count, status,
-    input_tokens, output_tokens, total_tokens, cost_usd, unpriced_spans, name, root_span_id, model,
-    session_id, user_id, environment, release, service_name, prompt_name, prompt_version, input, output,
-    tags, metadata, created_at, updated_at)
-SELECT %(project)s, agg.trace_id, agg.start_time, agg.end_time,
-    extract(epoch FROM (agg.end_time - agg.start_time)) * 1000,
-    agg.span_count, agg.error_count,
-    CASE WHEN agg.error_count > 0 THEN 'error' WHEN agg.ok_count > 0 THEN 'ok' ELSE 'unset' END,
-    agg.input_tokens, agg.output_tokens, agg.total_tokens, agg.cost_usd, agg.unpriced_spans,
-    left(coalesce(agg.trace_name, agg.root_name, ''), 512), agg.root_span_id, agg.model,
-    agg.session_id, agg.user_id, agg.environment, agg.release, agg.service_name,
-    agg.prompt_name, agg.prompt_version, agg.input, agg.output,
-    CASE WHEN agg.any_tags THEN ARRAY(
-        SELECT DISTINCT tag FROM tracing_span s, unnest(s.tags) AS tag
-        WHERE s.project_id = %(project)s AND s.trace_id = agg.trace_id ORDER BY tag)
-    ELSE '{}' END,
-    -- Root span's keys win over children's: DISTINCT ON keeps the first per key.
-    CASE WHEN agg.any_metadata THEN coalesce((
-        SELECT jsonb_object_agg(m.key, m.value) FROM (
-            SELECT DISTINCT ON (kv.key) kv.key, kv.value
-            FROM tracing_span s, jsonb_each(s.metadata) AS kv
-            WHERE s.project_id = %(project)s AND s.trace_id = agg.trace_id
-            ORDER BY kv.key, s.parent_span_id IS NULL DESC, s.start_time) m), '{}'::jsonb)
-    ELSE '{}'::jsonb END,
-    now(), now()
-FROM agg
-ON CONFLICT (project_id, trace_id) DO UPDATE SET
-    start_time = EXCLUDED.start_time, end_time = EXCLUDED.end_time, latency_ms = EXCLUDED.latency_ms,
-    span_count = EXCLUDED.span_count, error_count = EXCLUDED.error_count, status = EXCLUDED.status,
-    input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
-    total_tokens = EXCLUDED.total_tokens, cost_usd = EXCLUDED.cost_usd,
-    unpriced_spans = EXCLUDED.unpriced_spans, name = EXCLUDED.name, root_span_id = EXCLUDED.root_span_id,
-    model = EXCLUDED.model, session_id = EXCLUDED.session_id, user_id = EXCLUDED.user_id,
-    environment = EXCLUDED.environment, release = EXCLUDED.release, service_name = EXCLUDED.service_name,
-    prompt_name = EXCLUDED.prompt_name, prompt_version = EXCLUDED.prompt_version,
-    input = EXCLUDED.input, output = EXCLUDED.output, tags = EXCLUDED.tags, metadata = EXCLUDED.metadata,
-    updated_at = EXCLUDED.updated_at
-RETURNING t.id
-"""
+def traces_recompute_stored(*, project_id: int, trace_ids: list[str]) -> list[int]:
+    """Rebuild trace rows from all their stored spans (repair; `manage.py recompute_traces`).
 
-
-def _recompute_traces(cursor, project_id: int, trace_ids: Iterable[str]) -> list[int]:
-    cursor.execute(_RECOMPUTE_SQL, {"project": project_id, "trace_ids": sorted(set(trace_ids))})
-    return [row[0] for row in cursor.fetchall()]
+    Takes the same per-trace locks as ingest, so a batch arriving meanwhile folds into
+    the rebuilt row rather than being overwritten by it."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        _lock_traces(cursor, project_id, trace_ids)
+        return traces_recompute(cursor, project_id=project_id, trace_ids=trace_ids)
 
 
 def _spans_sanitize(project_id: int, spans: list[RawSpan]) -> None:
@@ -330,7 +238,7 @@ def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
             inserted = _insert_spans(cursor, rows)
             if inserted:
                 _apply_pending_log_events(cursor, project.pk, inserted)
-            changed = _recompute_traces(cursor, project.pk, {t for t, _ in inserted}) if inserted else []
+            changed = traces_fold(cursor, project_id=project.pk, spans=inserted) if inserted else []
         if changed:
             transaction.on_commit(lambda: _enqueue_pipeline(project.pk, changed))
     return IngestResult(accepted=len(spans), stored=len(inserted), traces=changed)
@@ -490,7 +398,8 @@ def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
             _lock_traces(cursor, project.pk, {t for t, _ in targets})
             changed = _rebuild_span_messages(cursor, project.pk, targets)
             if changed:
-                _recompute_traces(cursor, project.pk, changed)
+                # Log events rewrite spans already folded: rebuild those traces from all their spans.
+                traces_recompute(cursor, project_id=project.pk, trace_ids=changed)
     return len(linked)
 
 

@@ -57,7 +57,8 @@ def work_in_parallel(queue, reviewers) -> dict[str, list[int]]:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a reviewer thread was still working after 300 s"
     assert not errors, errors
     return done
 
@@ -104,3 +105,48 @@ def test_three_reviewers_with_two_reviews_per_item(world):
     for positions in done.values():
         assert len(positions) == len(set(positions))  # never the same item twice by one person
     assert not QueueReview.objects.filter(status=ReviewStatus.CLAIMED).exists()
+
+
+def test_a_claim_waiting_on_a_submit_still_gets_the_item(world):
+    """B asks for work while A's submit of the only item holds its row lock: once A
+    commits, the item still needs B's review, and B must get it (not "nothing left")."""
+    from django.db import transaction
+
+    queue = build_queue(world, 1, reviews_per_item=2)
+    helpfulness = config(queue.project, "helpfulness").pk
+    item = queue_claim_next(queue=queue, reviewer=world.reviewer)
+    locked, release = threading.Event(), threading.Event()
+    claimed: list[object] = []
+    errors: list[BaseException] = []
+
+    def submit_and_hold():
+        try:
+            with transaction.atomic():
+                queue_item_submit(queue=queue, item_id=item.pk, reviewer=world.reviewer, values={helpfulness: "3"})
+                locked.set()
+                release.wait(timeout=30)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def claim():
+        try:
+            claimed.append(queue_claim_next(queue=queue, reviewer=world.member))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=submit_and_hold)
+    holder.start()
+    assert locked.wait(timeout=30)
+    claimer = threading.Thread(target=claim)
+    claimer.start()
+    claimer.join(timeout=1.0)  # B is now waiting for A's row lock (second pass)
+    release.set()
+    holder.join(timeout=30)
+    claimer.join(timeout=30)
+
+    assert not errors, errors
+    assert claimed and claimed[0] is not None and claimed[0].pk == item.pk

@@ -48,8 +48,7 @@ def explorer_data(world):
 def test_explore_filter_open_trace_expand_span_open_session(page, world, explorer_data):
     rag, _ids = explorer_data
     login(page, "owner", "pw-owner")
-    page.goto(f"/p/{world.project.slug}/")  # the project root redirects to traces
-    page.wait_for_url("**/traces/")
+    page.goto(f"/p/{world.project.slug}/traces/")
     assert page.locator("table.traces tbody tr").count() == 5
     page.screenshot(path="/tmp/explorer-trace-list.png", full_page=True)
 

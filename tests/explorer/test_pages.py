@@ -154,9 +154,10 @@ def listed(response) -> list[str]:
 # --- access ---------------------------------------------------------------------------
 
 
-def test_project_root_redirects_to_traces(world):
+def test_project_root_redirects_to_the_overview(world):
+    # The overview is the landing page (dashboards); the explorer is one click away.
     response = login(world.viewer).get(f"/p/{world.project.slug}/")
-    assert response.status_code == 302 and response["Location"] == traces_url(world)
+    assert response.status_code == 302 and response["Location"] == f"/p/{world.project.slug}/overview/"
 
 
 @pytest.mark.parametrize(

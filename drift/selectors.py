@@ -1,0 +1,409 @@
+"""Reads for the drift page and API: bounded samples of two windows, compared by drift/stats.py.
+
+Cost is bounded whatever the project's size: each window is read through a sample of at
+most FEATURE_SAMPLE traces (lengths, tokens, latency, cost, model, prompt, metadata and
+the quality scores of each sampled trace, one query) and at most EMBEDDING_SAMPLE
+(current) / REFERENCE_SAMPLE (baseline) input embeddings. The sample is a hash of the
+trace id below a fraction sized from the window's count, so it is spread over the whole
+window and the same traces are drawn on every reload (the page does not flicker).
+Windows smaller than the sample are read whole, so small projects get exact numbers.
+
+New topics: a current input whose nearest input in the baseline sample is far is a
+candidate; candidates are clustered, and each cluster's most central input is checked
+against the whole baseline window with pgvector (an HNSW walk): a topic that has a
+near neighbour among the baseline traces the sample missed is not new and is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from django.db import connection, transaction
+
+from drift import stats
+from evaluation.models import EmbeddingKind, TraceEmbedding
+from projects.models import Project
+from scores import names
+from scores.models import Score
+from tracing.models import Trace
+
+FEATURE_SAMPLE = 20_000
+# The classifier is trained on EMBEDDING_SAMPLE inputs per window (the baseline cut to
+# the same size); every current input is compared with REFERENCE_SAMPLE baseline inputs
+# when looking for new topics.
+EMBEDDING_SAMPLE = 1_000
+REFERENCE_SAMPLE = 4_000
+TEXT_CHARS = 300
+# Metadata keys compared as categorical features: the most common ones, with few enough
+# values to be categories (a key with a value per user, like a request id, is not).
+METADATA_KEYS = 8
+METADATA_MIN_SHARE = 0.05
+METADATA_MAX_VALUES = 50
+# Categories beyond the most common ones are folded into "(other)" so a long tail of
+# rare values neither crowds the page nor inflates chi-square with tiny expected counts.
+TOP_CATEGORIES = 20
+OTHER = "(other)"
+MISSING = "(none)"
+
+# pgvector walk of the confirmation query (see evaluation.selectors for the settings).
+HNSW_EF_SEARCH = 100
+HNSW_MAX_SCAN_TUPLES = 20_000
+
+NUMERIC_FEATURES = (
+    # (name, label, unit, group)
+    ("input_chars", "Input length", "characters", "input"),
+    ("output_chars", "Output length", "characters", "output"),
+    ("input_tokens", "Input tokens", "tokens", "input"),
+    ("output_tokens", "Output tokens", "tokens", "output"),
+    ("latency_ms", "Latency", "ms", "operations"),
+    ("cost_usd", "Cost", "USD", "operations"),
+)
+# Quality: the share of a window's scored traces where the score says yes. Hallucination
+# and toxicity use the evaluator's stored decision (its threshold may be a project
+# setting), the registry threshold only for scores stored without one.
+SCORE_FEATURES = (
+    # (name, label, score names, "yes" means)
+    ("hallucination_rate", "Hallucination rate", (names.HALLUCINATION.name,), "flagged"),
+    ("toxicity_rate", "Toxicity rate", (names.TOXICITY_INPUT.name, names.TOXICITY_OUTPUT.name), "flagged"),
+    ("thumbs_up_rate", "Thumbs-up rate", (names.USER_THUMBS.name,), "up"),
+)
+_YES_NO = {"flagged": ("yes", "no"), "up": ("up", "down")}
+_FLAG_THRESHOLD = names.HALLUCINATION.flag_threshold
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+
+@dataclass
+class WindowSample:
+    traces: int  # traces in the window
+    sampled: int  # traces read
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, Counter] = field(default_factory=dict)
+
+
+@dataclass
+class EmbeddingSample:
+    trace_ids: list[str]
+    vectors: np.ndarray
+    texts: list[str]
+
+
+def _hash_below(fraction: float) -> tuple[str, list]:
+    """SQL condition keeping about `fraction` of traces, the same ones every time."""
+    if fraction >= 1:
+        return "TRUE", []
+    return "(hashtextextended(t.trace_id, 0) & 2147483647) < %s", [int(fraction * 2147483647)]
+
+
+def window_trace_count(*, project: Project, window: Window) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM {Trace._meta.db_table} t "
+            "WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s",
+            [project.pk, window.start, window.end],
+        )
+        return cursor.fetchone()[0]
+
+
+def window_sample(*, project: Project, window: Window, limit: int = FEATURE_SAMPLE) -> WindowSample:
+    """Up to `limit` traces of the window with their numeric and categorical features and
+    quality outcomes (one query; scores through one index look-up per sampled trace)."""
+    total = window_trace_count(project=project, window=window)
+    # Aim a little under the limit so the hash sample is rarely cut by LIMIT (which would
+    # keep the earliest rows in scan order, not a spread).
+    condition, condition_params = _hash_below(0.95 * limit / total if total > limit else 1.0)
+    flag = ("CASE WHEN jsonb_typeof(s.metadata -> 'flagged') = 'boolean' THEN (s.metadata ->> 'flagged')::boolean "
+            "ELSE s.value >= %s END")
+    score_columns, score_params, wanted = [], [], []
+    for _, _, score_names, meaning in SCORE_FEATURES:
+        placeholders = ", ".join(["%s"] * len(score_names))
+        expression = flag if meaning == "flagged" else "s.value >= 0.5"
+        score_columns.append(f"bool_or({expression}) FILTER (WHERE s.name IN ({placeholders}))")
+        score_params += ([_FLAG_THRESHOLD] if meaning == "flagged" else []) + list(score_names)
+        wanted += score_names
+    sql = f"""
+        SELECT char_length(t.input), char_length(t.output), t.input_tokens, t.output_tokens, t.latency_ms,
+               t.cost_usd::float8, t.model, t.prompt_name, t.prompt_version, t.environment, t.metadata,
+               {", ".join(f"q.s{i}" for i in range(len(SCORE_FEATURES)))}
+        FROM {Trace._meta.db_table} t
+        LEFT JOIN LATERAL (
+            SELECT {", ".join(f"{col} AS s{i}" for i, col in enumerate(score_columns))}
+            FROM {Score._meta.db_table} s
+            WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id
+              AND s.name IN ({", ".join(["%s"] * len(wanted))})
+        ) q ON TRUE
+        WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s AND {condition}
+        LIMIT %s
+    """
+    params = [*score_params, *wanted, project.pk, window.start, window.end, *condition_params, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return _sample_from_rows(rows, total=total)
+
+
+def _category(value) -> str:
+    if value is None or value == "":
+        return MISSING
+    return str(value)
+
+
+def _sample_from_rows(rows: list[tuple], *, total: int) -> WindowSample:
+    sample = WindowSample(traces=total, sampled=len(rows))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * (11 + len(SCORE_FEATURES))
+    for index, (name, *_rest) in enumerate(NUMERIC_FEATURES):
+        sample.numeric[name] = np.array([v for v in columns[index] if v is not None], dtype=float)
+    sample.categorical["model"] = Counter(_category(v) for v in columns[6])
+    sample.categorical["prompt"] = Counter(
+        MISSING if not name else f"{name}@{version}" if version else name
+        for name, version in zip(columns[7], columns[8], strict=True)
+    )
+    sample.categorical["environment"] = Counter(_category(v) for v in columns[9])
+    # Django's connection reads jsonb as text (it decodes JSONField values itself).
+    metadata = [m if isinstance(m, dict) else orjson.loads(m) if m else {} for m in columns[10]]
+    metadata = [m if isinstance(m, dict) else {} for m in metadata]
+    sample.categorical.update({f"metadata.{key}": Counter(_category(m.get(key)) for m in metadata)
+                               for key in {key for m in metadata for key in m}})
+    for offset, (name, _, _, meaning) in enumerate(SCORE_FEATURES):
+        values = [v for v in columns[11 + offset] if v is not None]
+        yes, no = _YES_NO[meaning]
+        sample.categorical[name] = Counter({yes: sum(values), no: len(values) - sum(values)})
+    return sample
+
+
+def metadata_keys(baseline: WindowSample, current: WindowSample) -> list[str]:
+    """Metadata keys worth comparing: present on enough of either window's traces and with
+    few enough values, most common first."""
+    candidates = []
+    for key in set(baseline.categorical) | set(current.categorical):
+        if not key.startswith("metadata."):
+            continue
+        shares, values = [], set()
+        for sample in (baseline, current):
+            counts = sample.categorical.get(key, Counter())
+            present = sum(n for v, n in counts.items() if v != MISSING)
+            shares.append(present / sample.sampled if sample.sampled else 0.0)
+            values |= {v for v in counts if v != MISSING}
+        if max(shares) >= METADATA_MIN_SHARE and 0 < len(values) <= METADATA_MAX_VALUES:
+            candidates.append((-max(shares), key))
+    return [key for _, key in sorted(candidates)[:METADATA_KEYS]]
+
+
+def fold_rare(baseline: Counter, current: Counter) -> tuple[Counter, Counter]:
+    """Keep the TOP_CATEGORIES most common categories (over both windows), fold the rest."""
+    keep = {k for k, _ in (baseline + current).most_common(TOP_CATEGORIES)}
+
+    def fold(counts: Counter) -> Counter:
+        out: Counter = Counter()
+        for k, n in counts.items():
+            out[k if k in keep else OTHER] += n
+        return out
+
+    return fold(baseline), fold(current)
+
+
+# ------------------------------------------------------------------------ embeddings
+
+
+@contextmanager
+def _vector_cursor() -> Iterator[Any]:
+    """A psycopg cursor that reads and writes vectors as numpy arrays in binary.
+
+    Registered on this cursor only, so Django's own queries read vectors as before; the
+    binary form saves parsing 384 decimal numbers per row from text."""
+    from pgvector.psycopg.vector import register_vector_info
+    from psycopg.types import TypeInfo
+
+    connection.ensure_connection()
+    with connection.connection.cursor() as cursor:
+        register_vector_info(cursor, TypeInfo.fetch(connection.connection, "vector"))
+        yield cursor
+
+
+def embedding_sample(*, project: Project, window: Window, limit: int, traces: int) -> EmbeddingSample:
+    """Up to `limit` input embeddings (the trace's own, not its spans') of traces in the
+    window, with the first TEXT_CHARS characters of each input (for topic labels)."""
+    condition, condition_params = _hash_below(1.2 * limit / traces if traces > limit else 1.0)
+    sql = f"""
+        SELECT t.trace_id, e.embedding, left(coalesce(t.input, ''), %s)
+        FROM {Trace._meta.db_table} t
+        JOIN {TraceEmbedding._meta.db_table} e
+          ON e.project_id = t.project_id AND e.trace_id = t.trace_id AND e.span_id = '' AND e.kind = %s
+        WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s AND {condition}
+        ORDER BY t.trace_id
+        LIMIT %s
+    """
+    with _vector_cursor() as cursor:
+        cursor.execute(sql, [TEXT_CHARS, EmbeddingKind.INPUT, project.pk, window.start, window.end,
+                             *condition_params, limit])
+        rows = cursor.fetchall()
+    if not rows:
+        return EmbeddingSample([], np.zeros((0, 384), dtype=np.float32), [])
+    return EmbeddingSample([r[0] for r in rows], np.vstack([r[1].to_numpy() for r in rows]).astype(np.float32),
+                           [r[2] for r in rows])
+
+
+def nearest_baseline_distance(*, project: Project, window: Window, vector: np.ndarray) -> float | None:
+    """Cosine distance from `vector` to the nearest input embedding of the window's traces,
+    by pgvector (HNSW walk on large projects, exact on small ones); None when the walk
+    met none within HNSW_MAX_SCAN_TUPLES rows (then nothing in the window is near)."""
+    sql = f"""
+        SELECT e.embedding <=> %s AS distance
+        FROM {TraceEmbedding._meta.db_table} e
+        WHERE e.project_id = %s AND e.kind = %s AND e.span_id = ''
+          AND EXISTS (SELECT 1 FROM {Trace._meta.db_table} t WHERE t.project_id = e.project_id
+                      AND t.trace_id = e.trace_id AND t.start_time >= %s AND t.start_time < %s)
+        ORDER BY e.embedding <=> %s
+        LIMIT 1
+    """
+    with transaction.atomic(), _vector_cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+            " set_config('hnsw.ef_search', %s, true), set_config('hnsw.max_scan_tuples', %s, true)",
+            [str(HNSW_EF_SEARCH), str(HNSW_MAX_SCAN_TUPLES)],
+        )
+        vector = np.asarray(vector, dtype=np.float32)
+        cursor.execute(sql, [vector, project.pk, EmbeddingKind.INPUT, window.start, window.end, vector])
+        row = cursor.fetchone()
+    return None if row is None else float(row[0])
+
+
+# ------------------------------------------------------------------------ the report
+
+
+@dataclass
+class Feature:
+    name: str
+    label: str
+    kind: str  # "numeric" | "categorical" | "rate"
+    group: str  # "input" | "output" | "operations" | "release" | "metadata" | "quality"
+    unit: str
+    psi: float | None
+    status: str
+    test: str | None  # "ks" | "chi2"
+    statistic: float | None
+    p_value: float | None
+    baseline: dict
+    current: dict
+
+
+@dataclass
+class TopicReport:
+    label: str
+    terms: list[str]
+    size: int  # current inputs in the sample
+    share: float  # of the current sample
+    mean_distance: float
+    nearest_baseline_distance: float | None  # of the central input, over the whole baseline window
+    examples: list[dict]  # {"trace_id", "input"}
+
+
+@dataclass
+class DriftReport:
+    baseline: Window
+    current: Window
+    baseline_traces: int
+    current_traces: int
+    baseline_sampled: int
+    current_sampled: int
+    features: list[Feature]
+    embedding: stats.EmbeddingDrift
+    topics: list[TopicReport]
+
+
+def _numeric_summary(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {"n": 0, "mean": None, "p50": None, "p95": None}
+    return {"n": len(values), "mean": float(values.mean()), "p50": float(np.percentile(values, 50)),
+            "p95": float(np.percentile(values, 95))}
+
+
+def _numeric_feature(name, label, unit, group, b: np.ndarray, c: np.ndarray) -> Feature:
+    psi = test = None
+    if min(len(b), len(c)) >= stats.MIN_N:
+        psi = stats.psi_numeric(b, c)
+        test = stats.ks(b, c)
+    return Feature(name, label, "numeric", group, unit, psi, stats.feature_status(psi, test and test.p_value),
+                   test and test.test, test and test.statistic, test and test.p_value, _numeric_summary(b),
+                   _numeric_summary(c))
+
+
+def _shares(counts: Counter) -> dict:
+    total = sum(counts.values())
+    return {k: n / total for k, n in counts.most_common()} if total else {}
+
+
+def _categorical_feature(name, label, group, kind, b: Counter, c: Counter, *, yes: str | None = None) -> Feature:
+    b, c = fold_rare(b, c)
+    psi = test = None
+    nb, nc = sum(b.values()), sum(c.values())
+    if min(nb, nc) >= stats.MIN_N:  # one category in both windows: PSI 0, no test
+        psi = stats.psi_categorical(b, c)
+        test = stats.chi_square(b, c)
+    summary_b = {"n": nb, "shares": _shares(b)}
+    summary_c = {"n": nc, "shares": _shares(c)}
+    if yes is not None:
+        summary_b["rate"] = b.get(yes, 0) / nb if nb else None
+        summary_c["rate"] = c.get(yes, 0) / nc if nc else None
+    return Feature(name, label, kind, group, "share" if kind == "rate" else "", psi,
+                   stats.feature_status(psi, test and test.p_value), test and test.test,
+                   test and test.statistic, test and test.p_value, summary_b, summary_c)
+
+
+def drift_report(*, project: Project, baseline: Window, current: Window) -> DriftReport:
+    b, c = window_sample(project=project, window=baseline), window_sample(project=project, window=current)
+    features = [_numeric_feature(name, label, unit, group, b.numeric[name], c.numeric[name])
+                for name, label, unit, group in NUMERIC_FEATURES]
+    for name, label, group in (("model", "Model", "release"), ("prompt", "Prompt version", "release"),
+                               ("environment", "Environment", "release")):
+        features.append(_categorical_feature(name, label, group, "categorical", b.categorical[name],
+                                             c.categorical[name]))
+    for key in metadata_keys(b, c):
+        features.append(_categorical_feature(key, key, "metadata", "categorical",
+                                             b.categorical.get(key, Counter()), c.categorical.get(key, Counter())))
+    for name, label, _, meaning in SCORE_FEATURES:
+        features.append(_categorical_feature(name, label, "quality", "rate", b.categorical[name],
+                                             c.categorical[name], yes=_YES_NO[meaning][0]))
+    embedding, topics = _inputs_by_meaning(project=project, baseline=baseline, current=current,
+                                           baseline_traces=b.traces, current_traces=c.traces)
+    return DriftReport(baseline, current, b.traces, c.traces, b.sampled, c.sampled, features, embedding, topics)
+
+
+def _inputs_by_meaning(*, project: Project, baseline: Window, current: Window, baseline_traces: int,
+                       current_traces: int) -> tuple[stats.EmbeddingDrift, list[TopicReport]]:
+    ref = embedding_sample(project=project, window=baseline, limit=REFERENCE_SAMPLE, traces=baseline_traces)
+    cur = embedding_sample(project=project, window=current, limit=EMBEDDING_SAMPLE, traces=current_traces)
+    embedding = stats.embedding_drift(ref.vectors, cur.vectors)
+    if len(ref.trace_ids) == 0 or len(cur.trace_ids) < stats.MIN_TOPIC_SIZE:
+        return embedding, []
+    distances = stats.nearest_distances(cur.vectors, ref.vectors)
+    topics = []
+    for topic in stats.far_clusters(cur.vectors, distances):
+        confirmed = nearest_baseline_distance(project=project, window=baseline, vector=cur.vectors[topic.members[0]])
+        if confirmed is not None and confirmed <= stats.FAR_DISTANCE:
+            continue  # the sample missed baseline traces like these: not a new topic
+        topics.append((topic, confirmed))
+    if not topics:
+        return embedding, []
+    baseline_texts = ref.texts[:EMBEDDING_SAMPLE]
+    terms = stats.topic_terms([[cur.texts[i] for i in t.members] for t, _ in topics], baseline_texts)
+    reports = []
+    for (topic, confirmed), words in zip(topics, terms, strict=True):
+        topic.terms = words
+        reports.append(TopicReport(
+            label=topic.label, terms=words, size=len(topic.members), share=topic.share,
+            mean_distance=topic.mean_distance, nearest_baseline_distance=confirmed,
+            examples=[{"trace_id": cur.trace_ids[i], "input": cur.texts[i]} for i in topic.members[:stats.EXAMPLES]],
+        ))
+    return embedding, reports

@@ -1,0 +1,550 @@
+"""Bias slices: quality, feedback and cost per user segment, with honest statistics.
+
+    SliceQuery.parse(params, now=...)               -> SliceQuery (400 naming each bad parameter)
+    slices_report(project=..., query=...)           -> SliceReport
+
+One row per slice of a dimension (metadata.<key>, user_cohort, environment, model,
+prompt, release), or per cell of two dimensions (locale × plan). The window and the
+filters are the metrics layer's (dashboards/metrics.py: MetricsQuery.parse, the
+explorer's filter language, traces_sql, statement_timeout), so a slices URL and a chart
+URL filter the same traces.
+
+Speed: every count comes from ONE grouped aggregate: the filtered traces, their scores
+pivoted to one row per trace (thumbs, rating, hallucination, toxicity, signals, any
+feedback), then `count(*) FILTER (WHERE ...)` per slice, with GROUPING SETS adding the
+per-day trend rows and the per-prompt-version rows in the same scan. Counts are additive,
+so "the rest of the traffic" is the total minus the slice, with no second query. Latency
+percentiles are exact per slice (percentile_cont); Mann-Whitney runs on a bounded sample
+per slice (LATENCY_SAMPLE traces, picked by a hash of the trace id: random-like, yet the
+same on every reload), and the rest's sample is drawn from the other slices' samples in
+proportion to their traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import QueryDict
+
+from config.errors import ValidationFailed
+from dashboards.metrics import (
+    METADATA_PREFIX,
+    MetricsError,
+    MetricsQuery,
+    dimension_sql,
+    statement_timeout,
+    traces_sql,
+)
+from explorer.filters import TraceFilter
+from projects.models import Project
+from scores import names
+from scores.models import Score, Source
+from slices import stats
+from tracing.models import Trace
+
+FIXED_DIMENSIONS = ("environment", "model", "prompt", "release", "user_cohort")
+TOP_DEFAULT, TOP2_DEFAULT, TOP_MAX = 10, 5, 50
+LATENCY_SAMPLE = 400
+# Parameters this module reads; everything else is a trace filter (or an error).
+OWN_PARAMS = frozenset({"dimension", "dimension2", "top", "top2", "min_n"})
+PASSTHROUGH = frozenset({"project", "format"})
+# Sentinels for "the trace has no value" and "folded into other"; \x01 cannot be typed
+# into a metadata value by accident.
+NONE, OTHER = "\x01none", "\x01other"
+
+# metric -> (label, kind, higher_is_better, unit); higher_is_better None = descriptive.
+METRICS: dict[str, tuple[str, str, bool | None, str]] = {
+    "feedback_exposure": ("feedback exposure", stats.RATE, None, "share"),
+    "thumbs_up_rate": ("thumbs-up rate", stats.RATE, True, "share"),
+    "mean_rating": ("mean rating", stats.MEAN, True, "stars"),
+    "hallucination_rate": ("hallucination rate", stats.RATE, False, "share"),
+    "toxicity_rate": ("toxicity rate", stats.RATE, False, "share"),
+    "error_rate": ("error rate", stats.RATE, False, "share"),
+    "rephrase_rate": ("rephrase rate", stats.RATE, False, "share"),
+    "regenerate_rate": ("regenerate rate", stats.RATE, False, "share"),
+    "abandon_rate": ("abandon rate", stats.RATE, False, "share"),
+    "escalate_rate": ("escalate rate", stats.RATE, False, "share"),
+    "latency_p50": ("median latency", stats.QUANTILE, False, "ms"),
+    "latency_p95": ("p95 latency", stats.QUANTILE, False, "ms"),
+    "cost_per_trace": ("cost per trace", stats.MEAN, False, "USD"),
+    "praised_unsupported": ("praised but unsupported", stats.RATE, False, "share"),
+}
+SIGNALS = {"rephrase_rate": names.REPHRASE, "regenerate_rate": names.REGENERATE, "abandon_rate": names.ABANDON,
+           "escalate_rate": names.ESCALATE}
+TOXICITY = names.TOXICITY_OUTPUT  # the answer's toxicity: the model's doing, not the user's
+
+
+class SliceError(ValidationFailed):
+    def __init__(self, errors: dict[str, list[str]]):
+        message = "; ".join(f"{key}: {' '.join(problems)}" for key, problems in errors.items())
+        super().__init__(message, detail=errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SliceQuery:
+    dimensions: tuple[str, ...]  # one or two
+    start: datetime
+    end: datetime
+    filter: TraceFilter = field(default_factory=TraceFilter)
+    tops: tuple[int, ...] = (TOP_DEFAULT,)
+    min_n: int = stats.MIN_N
+
+    @classmethod
+    def parse(cls, params: QueryDict | Mapping[str, Any], *, now: datetime) -> SliceQuery:
+        """dimension (required), dimension2, top, top2, min_n, from / to / range and every
+        explorer filter. Raises SliceError naming each bad parameter."""
+        values = _as_lists(params)
+        errors: dict[str, list[str]] = {}
+
+        def fail(key: str, message: str) -> None:
+            errors.setdefault(key, []).append(message)
+
+        single: dict[str, str | None] = {}
+        for key in OWN_PARAMS:
+            items = values.get(key, [])
+            if len(items) > 1:
+                fail(key, "given more than once")
+            value = items[0].strip() if items else None
+            single[key] = value or None
+            if value == "" and key != "dimension2":
+                fail(key, "must not be empty (leave the parameter out for the default)")
+        dims: list[str] = []
+        if single["dimension"] is None:
+            if "dimension" not in errors:
+                fail("dimension", "is required: metadata.<key> (e.g. metadata.locale) or one of "
+                                  + ", ".join(FIXED_DIMENSIONS))
+        elif problem := dimension_problem(single["dimension"]):
+            fail("dimension", problem)
+        else:
+            dims.append(single["dimension"])
+        if single["dimension2"] is not None:
+            if problem := dimension_problem(single["dimension2"]):
+                fail("dimension2", problem)
+            elif single["dimension2"] == single["dimension"]:
+                fail("dimension2", "must differ from dimension")
+            else:
+                dims.append(single["dimension2"])
+        tops = []
+        for key, default in (("top", TOP_DEFAULT), ("top2", TOP2_DEFAULT)):
+            raw = single[key]
+            if raw is None:
+                tops.append(default)
+            elif raw.isdigit() and 1 <= int(raw) <= TOP_MAX:
+                tops.append(int(raw))
+            else:
+                fail(key, f"must be an integer from 1 to {TOP_MAX}; got {raw!r}")
+        min_n = stats.MIN_N
+        if single["min_n"] is not None:
+            raw = single["min_n"]
+            if raw.isdigit() and 5 <= int(raw) <= 100_000:
+                min_n = int(raw)
+            else:
+                fail("min_n", f"must be an integer from 5 to 100000; got {raw!r}")
+        # The window and the filter: the metrics layer's own parser (the same defaults,
+        # the same 400s), asked for a plain trace count.
+        rest = {k: v for k, v in values.items() if k not in OWN_PARAMS and k not in PASSTHROUGH}
+        rest["measure"] = ["traces"]
+        metrics_query = None
+        try:
+            metrics_query = MetricsQuery.parse(rest, now=now, max_hourly_window=timedelta(days=366))
+        except MetricsError as exc:
+            for key, problems in exc.errors.items():
+                for problem in problems:
+                    fail(key, problem)
+        if errors or metrics_query is None:
+            raise SliceError(errors)
+        return cls(dimensions=tuple(dims), start=metrics_query.start, end=metrics_query.end,
+                   filter=metrics_query.filter, tops=tuple(tops[:len(dims)]), min_n=min_n)
+
+    def to_query(self) -> list[tuple[str, str]]:
+        pairs = [("dimension", self.dimensions[0])]
+        if len(self.dimensions) > 1:
+            pairs.append(("dimension2", self.dimensions[1]))
+        pairs += [("from", self.start.isoformat()), ("to", self.end.isoformat())]
+        if self.tops[0] != TOP_DEFAULT:
+            pairs.append(("top", str(self.tops[0])))
+        if len(self.tops) > 1 and self.tops[1] != TOP2_DEFAULT:
+            pairs.append(("top2", str(self.tops[1])))
+        if self.min_n != stats.MIN_N:
+            pairs.append(("min_n", str(self.min_n)))
+        return pairs + self.filter.to_query()
+
+
+def dimension_problem(dim: str) -> str | None:
+    if dim in FIXED_DIMENSIONS:
+        return None
+    if dim.startswith(METADATA_PREFIX):
+        key = dim[len(METADATA_PREFIX):]
+        if not key:
+            return "metadata.<key> needs a key, e.g. metadata.locale"
+        if len(key) > 200:
+            return "metadata keys have at most 200 characters"
+        return None
+    return f"{dim!r} is not a dimension; expected metadata.<key> or one of {', '.join(FIXED_DIMENSIONS)}"
+
+
+# ------------------------------------------------------------------ the report
+
+
+@dataclass(frozen=True)
+class Slice:
+    key: tuple[str | None, ...]  # one value per dimension; None = not set, "other" = folded
+    folded: tuple[bool, ...]
+    n: int
+    share: float
+    cells: dict[str, stats.Cell]
+    explorer_query: list[tuple[str, str]] | None  # None: the explorer cannot filter to it
+
+    def label(self, dimensions: tuple[str, ...]) -> str:
+        return " × ".join(f"{_dim_label(d)} {_value_label(v, f)}"
+                          for d, v, f in zip(dimensions, self.key, self.folded, strict=True))
+
+    def as_dict(self, dimensions: tuple[str, ...]) -> dict[str, Any]:
+        return {dim: ("other" if folded else value)
+                for dim, value, folded in zip(dimensions, self.key, self.folded, strict=True)}
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    time: datetime
+    series: str  # the slice label, or "prompt name@version"
+    metric: str
+    value: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class SliceReport:
+    query: SliceQuery
+    total: int
+    slices: list[Slice]
+    findings: list[str]
+    raw_satisfaction: stats.Weighted
+    weighted_satisfaction: stats.Weighted
+    trends: list[TrendPoint]
+    prompt_trends: list[TrendPoint]
+    interval: str
+    tested_cells: int
+
+
+def _dim_label(dim: str) -> str:
+    return dim[len(METADATA_PREFIX):] if dim.startswith(METADATA_PREFIX) else dim.replace("_", " ")
+
+
+def _value_label(value: str | None, folded: bool) -> str:
+    if folded:
+        return "(other)"
+    return "(not set)" if value is None else value
+
+
+def slices_report(*, project: Project, query: SliceQuery) -> SliceReport:
+    interval = "hour" if query.end - query.start <= timedelta(days=2) else "day"
+    sql, params = _report_sql(project=project, query=query, interval=interval)
+    with statement_timeout() as cursor:
+        # Every join here is big-to-big (traces to their scores): a hash join is always
+        # right. With stale or missing statistics (a fresh table, a burst of ingest) the
+        # planner may estimate one row and pick a nested loop that re-runs the score
+        # pivot per trace, turning 1 s into minutes; so nested loops are off for this
+        # one statement (transaction-local, put back after).
+        cursor.execute("SELECT current_setting('enable_nestloop')")
+        previous = cursor.fetchone()[0]
+        cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
+        cursor.execute(sql, params)
+        columns = [c.name for c in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
+    main = [r for r in rows if r["grp"] == 0]
+    by_bucket = [r for r in rows if r["grp"] == 1]
+    by_prompt = [r for r in rows if r["grp"] == 2]
+    return _assemble(query=query, main=main, by_bucket=by_bucket, by_prompt=by_prompt, interval=interval)
+
+
+_COUNTS = ("n", "errors", "exposed", "votes", "ups", "rating_n", "hall_n", "hall_x", "tox_n", "tox_x",
+           "rephrase_x", "regenerate_x", "abandon_x", "escalate_x", "pu_n", "pu_x", "cost_n")
+_SUMS = ("rating_sum", "rating_sq", "cost_sum", "cost_sq")
+
+
+def _assemble(*, query: SliceQuery, main: list[dict], by_bucket: list[dict], by_prompt: list[dict],
+              interval: str) -> SliceReport:
+    totals = {k: sum(int(r[k]) for r in main) for k in _COUNTS}
+    sums = {k: sum(float(r[k]) for r in main) for k in _SUMS}
+    total = totals["n"]
+    main.sort(key=lambda r: (any(g == OTHER for g in _groups(r, query)), -int(r["n"]), _groups(r, query)))
+    samples = [list(r["sample"] or []) for r in main]
+    raw_rows: list[list[stats.Cell]] = []
+    for i, r in enumerate(main):
+        rest_sample = _rest_sample(samples, main, i)
+        raw_rows.append(_cells(r, totals=totals, sums=sums, sample=samples[i], rest_sample=rest_sample))
+    evaluated = stats.page_evaluate(raw_rows, min_n=query.min_n)
+    slices: list[Slice] = []
+    for r, cells in zip(main, evaluated, strict=True):
+        groups = _groups(r, query)
+        key = tuple(None if g in (NONE, OTHER) else g for g in groups)
+        folded = tuple(g == OTHER for g in groups)
+        slices.append(Slice(key=key, folded=folded, n=int(r["n"]), share=int(r["n"]) / total if total else 0.0,
+                            cells={c.metric: c for c in cells},
+                            explorer_query=_explorer_query(query, groups)))
+    findings = [finding(s.label(query.dimensions), cell) for s in slices for cell in s.cells.values()
+                if cell.flagged]
+    raw_low, raw_high = stats.wilson(totals["ups"], totals["votes"])
+    raw = stats.Weighted(totals["ups"] / totals["votes"] if totals["votes"] else None, raw_low, raw_high,
+                         totals["votes"], 1.0 if totals["votes"] else 0.0)
+    weighted = stats.post_stratified_rate([(int(r["ups"]), int(r["votes"]), int(r["n"])) for r in main])
+    labels = {_groups(r, query): s.label(query.dimensions) for r, s in zip(main, slices, strict=True)}
+    trends = []
+    for r in sorted(by_bucket, key=lambda r: r["bucket"]):
+        series = labels.get(_groups(r, query))
+        if series is None:
+            continue
+        trends += _trend_points(r, series)
+    prompt_trends = []
+    for r in sorted(by_prompt, key=lambda r: r["bucket"]):
+        if r["prompt"] is None or not int(r["pu_n"]):
+            continue
+        prompt_trends.append(TrendPoint(r["bucket"], r["prompt"], "praised_unsupported",
+                                        int(r["pu_x"]) / int(r["pu_n"]), int(r["pu_n"])))
+    tested = sum(1 for row in evaluated for c in row if c.tested)
+    return SliceReport(query=query, total=total, slices=slices, findings=findings, raw_satisfaction=raw,
+                       weighted_satisfaction=weighted, trends=trends, prompt_trends=prompt_trends,
+                       interval=interval, tested_cells=tested)
+
+
+def _groups(row: dict, query: SliceQuery) -> tuple[str, ...]:
+    return (row["g1"], row["g2"])[:len(query.dimensions)]
+
+
+def _trend_points(r: dict, series: str) -> list[TrendPoint]:
+    out = []
+    for metric, x, n in (("hallucination_rate", "hall_x", "hall_n"), ("thumbs_up_rate", "ups", "votes"),
+                         ("praised_unsupported", "pu_x", "pu_n")):
+        count = int(r[n])
+        out.append(TrendPoint(r["bucket"], series, metric, int(r[x]) / count if count else None, count))
+    return out
+
+
+def _rest_sample(samples: list[list[float]], rows: list[dict], i: int) -> list[float]:
+    """A bounded sample of everything but slice i: from each other slice's (random-order)
+    sample, a part proportional to its traffic."""
+    rest_n = sum(int(r["n"]) for j, r in enumerate(rows) if j != i)
+    out: list[float] = []
+    if rest_n <= 0:
+        return out
+    for j, r in enumerate(rows):
+        if j == i:
+            continue
+        take = max(1, round(LATENCY_SAMPLE * int(r["n"]) / rest_n))
+        out += samples[j][:take]
+    return out
+
+
+def _cells(r: dict, *, totals: dict[str, int], sums: dict[str, float], sample: list[float],
+           rest_sample: list[float]) -> list[stats.Cell]:
+    n, rest_n = int(r["n"]), totals["n"] - int(r["n"])
+
+    def rate(metric: str, x: str, of: str | None) -> stats.Cell:
+        count = int(r[of]) if of else n
+        total = totals[of] if of else totals["n"]
+        return stats.rate_cell(metric, successes=int(r[x]), n=count, rest_successes=totals[x] - int(r[x]),
+                               rest_n=total - count, higher_is_better=METRICS[metric][2])
+
+    def mean(metric: str, prefix: str) -> stats.Cell:
+        count = int(r[f"{prefix}_n"])
+        return stats.mean_cell(metric, total=float(r[f"{prefix}_sum"]), squares=float(r[f"{prefix}_sq"]), n=count,
+                               rest_total=sums[f"{prefix}_sum"] - float(r[f"{prefix}_sum"]),
+                               rest_squares=sums[f"{prefix}_sq"] - float(r[f"{prefix}_sq"]),
+                               rest_n=totals[f"{prefix}_n"] - count, higher_is_better=METRICS[metric][2])
+
+    cells = [
+        rate("feedback_exposure", "exposed", None),
+        rate("thumbs_up_rate", "ups", "votes"),
+        mean("mean_rating", "rating"),
+        rate("hallucination_rate", "hall_x", "hall_n"),
+        rate("toxicity_rate", "tox_x", "tox_n"),
+        rate("error_rate", "errors", None),
+    ]
+    for metric in SIGNALS:
+        x = metric.replace("_rate", "_x")
+        if totals[x] == 0:
+            # No such signal anywhere on the page: the signal job may not run for this
+            # project, and "0% everywhere" would be a claim the data cannot make.
+            cells.append(stats.Cell(metric, stats.RATE, False, None))
+        else:
+            cells.append(rate(metric, x, None))
+    for metric, q, column, test in (("latency_p50", 0.5, "p50", True), ("latency_p95", 0.95, "p95", False)):
+        value = r[column]
+        cells.append(stats.quantile_cell(metric, q=q, value=None if value is None else float(value), n=n,
+                                         sample=sample, rest_sample=rest_sample, rest_n=rest_n,
+                                         higher_is_better=False, test=test))
+    cells.append(mean("cost_per_trace", "cost"))
+    cells.append(rate("praised_unsupported", "pu_x", "pu_n"))
+    return cells
+
+
+def _explorer_query(query: SliceQuery, groups: tuple[str, ...]) -> list[tuple[str, str]] | None:
+    """The explorer filter for exactly this slice's traces, or None when the explorer's
+    language cannot say it (a folded group, a missing value, a user cohort)."""
+    pairs = [("from", query.start.isoformat()), ("to", query.end.isoformat()), *query.filter.to_query()]
+    for dim, value in zip(query.dimensions, groups, strict=True):
+        if value in (NONE, OTHER) or dim in ("user_cohort",):
+            return None
+        if dim.startswith(METADATA_PREFIX):
+            pairs.append((dim, value))
+        elif dim == "prompt":
+            name, _, version = value.partition("@")
+            pairs.append(("prompt", name))
+            if version:
+                pairs.append(("prompt_version", version))
+        else:
+            pairs.append((dim, value))
+    return pairs
+
+
+def explorer_url(project: Project, pairs: list[tuple[str, str]]) -> str:
+    return f"/p/{project.slug}/traces/?{urlencode(pairs)}"
+
+
+# ------------------------------------------------------------------ findings
+
+
+def format_value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    unit = METRICS[metric][3]
+    if unit == "share":
+        return f"{100 * value:.1f}%"
+    if unit == "ms":
+        return f"{value:,.0f} ms"
+    if unit == "USD":
+        return f"${value:.4f}"
+    return f"{value:.2f}"
+
+
+def _bare(metric: str, value: float | None) -> str:
+    return format_value(metric, value).rstrip("%").replace(" ms", "")
+
+
+def finding(label: str, cell: stats.Cell) -> str:
+    """'locale de-DE: hallucination rate 14.2% [11.0–18.1] vs 6.0% for others, p = 0.003
+    after correction, ratio 0.42'."""
+    interval = ""
+    if cell.low is not None and cell.high is not None:
+        interval = f" [{_bare(cell.metric, cell.low)}–{_bare(cell.metric, cell.high)}]"
+    p = cell.p_adjusted
+    p_text = "p < 0.001" if p is not None and p < 0.001 else f"p = {p:.3f}"
+    return (f"{label}: {METRICS[cell.metric][0]} {format_value(cell.metric, cell.value)}{interval} vs "
+            f"{format_value(cell.metric, cell.rest)} for others, {p_text} after correction, "
+            f"ratio {cell.ratio_to_best:.2f}")
+
+
+# ------------------------------------------------------------------ SQL
+
+
+def _flag_sql(score: names.ScoreName) -> str:
+    # The evaluator's stored decision (its threshold may be a project setting); the
+    # registry threshold only for scores stored without one (as dashboards/metrics.py).
+    return ("CASE WHEN jsonb_typeof(s.metadata -> 'flagged') = 'boolean' THEN (s.metadata ->> 'flagged')::boolean "
+            f"ELSE s.value >= {float(score.flag_threshold)!r} END")
+
+
+def _dimension_column(dim: str) -> tuple[str, list[Any]]:
+    if dim == "user_cohort":
+        # The ISO week of the user's first trace in the project (any time, not only the
+        # window): "users who joined in week W".
+        return "to_char(date_trunc('week', fs.first_seen, 'UTC'), 'IYYY-\"W\"IW')", []
+    return dimension_sql(dim)
+
+
+def _report_sql(*, project: Project, query: SliceQuery, interval: str) -> tuple[str, list[Any]]:
+    traces, trace_params = traces_sql(project=project, trace_filter=query.filter, start=query.start, end=query.end)
+    dims = list(query.dimensions)
+    columns, dim_params = [], []
+    for dim in dims:
+        sql, extra = _dimension_column(dim)
+        columns.append(f"coalesce(({sql})::text, %s)")
+        dim_params += [*extra, NONE]
+    g2 = columns[1] if len(columns) > 1 else "''"
+    cohort_join, cohort_params = "", []
+    if "user_cohort" in dims:
+        cohort_join = (f" LEFT JOIN (SELECT user_id, min(start_time) AS first_seen FROM {Trace._meta.db_table} "
+                       "WHERE project_id = %s AND user_id IS NOT NULL GROUP BY user_id) fs ON fs.user_id = t.user_id")
+        cohort_params = [project.pk]
+    score_names = [names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
+                   *(s.name for s in SIGNALS.values())]
+    signal_cols = ", ".join(f"bool_or(true) FILTER (WHERE s.name = '{s.name}') AS {m.replace('_rate', '')}"
+                            for m, s in SIGNALS.items())
+    signal_counts = ", ".join(f"count(*) FILTER (WHERE p.{m.replace('_rate', '')}) AS {m.replace('_rate', '_x')}"
+                              for m in SIGNALS)
+    sql = f"""
+WITH base AS MATERIALIZED (
+  SELECT {columns[0]} AS g1, {g2} AS g2, t.trace_id, hashtext(t.trace_id) AS h,
+         date_trunc('{interval}', t.start_time, 'UTC') AS bucket,
+         t.prompt_name || coalesce('@' || t.prompt_version, '') AS prompt,
+         t.latency_ms, t.cost_usd::float8 AS cost, (t.status = 'error') AS err
+  FROM ({traces}) AS t{cohort_join}
+),
+k1 AS (SELECT g1 FROM base GROUP BY g1 ORDER BY count(*) DESC, g1 LIMIT %s),
+k2 AS (SELECT g2 FROM base GROUP BY g2 ORDER BY count(*) DESC, g2 LIMIT %s),
+piv AS MATERIALIZED (
+  SELECT s.trace_id,
+         avg(s.value) FILTER (WHERE s.name = %s) AS thumbs,
+         avg(s.value) FILTER (WHERE s.name = %s) AS rating,
+         bool_or({_flag_sql(names.HALLUCINATION)}) FILTER (WHERE s.name = %s) AS hall,
+         bool_or({_flag_sql(TOXICITY)}) FILTER (WHERE s.name = %s) AS tox,
+         {signal_cols},
+         bool_or(s.source = %s) AS feedback
+  FROM {Score._meta.db_table} s
+  WHERE s.project_id = %s AND (s.name = ANY(%s) OR s.source = %s)
+    AND s.trace_id IN (SELECT trace_id FROM base)
+  GROUP BY s.trace_id
+),
+f AS (
+  SELECT CASE WHEN b.g1 IN (SELECT g1 FROM k1) THEN b.g1 ELSE %s END AS g1,
+         CASE WHEN b.g2 IN (SELECT g2 FROM k2) THEN b.g2 ELSE %s END AS g2,
+         b.h, b.bucket, b.prompt, b.latency_ms, b.cost, b.err,
+         p.thumbs, p.rating, p.hall, p.tox, {', '.join(m.replace('_rate', '') for m in SIGNALS)}, p.feedback
+  FROM base b LEFT JOIN piv p ON p.trace_id = b.trace_id
+)
+SELECT CASE WHEN GROUPING(f.g1, f.g2) = 3 THEN 2 WHEN GROUPING(f.bucket) = 1 THEN 0 ELSE 1 END AS grp,
+       f.g1, f.g2, f.bucket, f.prompt,
+       count(*) AS n,
+       count(*) FILTER (WHERE f.err) AS errors,
+       count(*) FILTER (WHERE f.feedback) AS exposed,
+       count(f.thumbs) AS votes, count(*) FILTER (WHERE f.thumbs >= 0.5) AS ups,
+       count(f.rating) AS rating_n, coalesce(sum(f.rating), 0) AS rating_sum,
+       coalesce(sum(f.rating * f.rating), 0) AS rating_sq,
+       count(f.hall) AS hall_n, count(*) FILTER (WHERE f.hall) AS hall_x,
+       count(f.tox) AS tox_n, count(*) FILTER (WHERE f.tox) AS tox_x,
+       {signal_counts.replace('p.', 'f.')},
+       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall IS NOT NULL) AS pu_n,
+       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall) AS pu_x,
+       count(f.cost) AS cost_n, coalesce(sum(f.cost), 0) AS cost_sum, coalesce(sum(f.cost * f.cost), 0) AS cost_sq,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY f.latency_ms) AS p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY f.latency_ms) AS p95,
+       CASE WHEN GROUPING(f.bucket) = 1 THEN (array_agg(f.latency_ms ORDER BY f.h))[1:%s] END AS sample
+FROM f
+GROUP BY GROUPING SETS ((f.g1, f.g2), (f.g1, f.g2, f.bucket), (f.prompt, f.bucket))
+"""
+    params = [
+        *dim_params, *trace_params, *cohort_params,
+        query.tops[0], query.tops[1] if len(query.tops) > 1 else 1,
+        names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
+        Source.END_USER, project.pk, score_names, Source.END_USER,
+        OTHER, OTHER,
+        LATENCY_SAMPLE,
+    ]
+    return sql, params
+
+
+def _as_lists(params: QueryDict | Mapping[str, Any]) -> dict[str, list[str]]:
+    if isinstance(params, QueryDict):
+        return {key: params.getlist(key) for key in params}
+    out: dict[str, list[str]] = {}
+    for key, value in params.items():
+        items = value if isinstance(value, list | tuple) else [value]
+        out[key] = [str(item) for item in items]
+    return out

@@ -1,0 +1,72 @@
+"""Every benchmark in bench/ runs on a tiny size in `make test`, so none can rot unnoticed.
+
+Each SMOKE entry is run as a real subprocess, `python <script> --smoke <extra args>`, from
+the repository root, with the environment of this test run (DATABASE_URL / REDIS_URL of
+its own PostgreSQL server and private Redis, tests/pytest_services.py; scripts that
+need a database of their own start a throwaway one, bench/_django.py). The test asserts
+exit status 0 and that the script printed its figures: `figures` is a regular
+expression (re.MULTILINE) that only a result line matches, so a script that starts,
+prints its banner and stops early still fails. "{tmp}" in the extra args becomes a
+fresh temporary directory (e.g. `--out {tmp}` for the training scripts). No script may
+change the shipped model files.
+
+`--smoke` is not a measurement: only that the figures are printed matters, never their
+value. Adding a bench script? Give it `--smoke` (a few seconds) and one line here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench._data import DATASETS
+from tests.integration.support import child_env
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+WEIGHTS = BASE_DIR / "evaluation" / "evaluators" / "weights"
+TIMEOUT_S = 240
+
+# The labelled files live beside the repository (shared/datasets, or SPYGLASS_DATASETS);
+# a bare clone has none, and these scripts are about nothing else.
+NEEDS_DATASETS = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"no labelled datasets at {DATASETS}")
+
+# (script, extra args after --smoke, regex its figures must match)
+SMOKE = [
+    ("bench/dashboards.py", [], r"^\| overview 30 d \(16 queries\) +\| +< 500 \| +\d+ \| +\d+ \| +\d+ \|"),
+    ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),
+    pytest.param("bench/eval_rephrase.py", [], r"^TEST \(held out\) +n= *\d+ +rephrase: accuracy [\d.]+",
+                 marks=NEEDS_DATASETS),
+]
+
+pytestmark = pytest.mark.integration
+
+
+def _weights_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(WEIGHTS.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _script_of(entry) -> str:
+    return (entry.values if hasattr(entry, "values") else entry)[0]
+
+
+@pytest.mark.parametrize(("script", "args", "figures"), SMOKE, ids=[_script_of(e) for e in SMOKE])
+def test_bench_script_runs_on_a_tiny_size(script: str, args: list[str], figures: str, tmp_path: Path) -> None:
+    weights_before = _weights_digest()
+    argv = [sys.executable, script, "--smoke", *(a.replace("{tmp}", str(tmp_path)) for a in args)]
+    started = time.monotonic()
+    result = subprocess.run(argv, cwd=BASE_DIR, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    output = (f"{' '.join(argv[1:])}: exit {result.returncode} after {time.monotonic() - started:.0f} s\n"
+              f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}")
+    assert result.returncode == 0, output
+    assert re.search(figures, result.stdout, re.MULTILINE), f"no line matches {figures!r}\n{output}"
+    assert _weights_digest() == weights_before, "a smoke run changed the shipped model files"
+

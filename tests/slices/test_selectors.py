@@ -1,0 +1,125 @@
+"""slices/selectors.py on the planted data (tests/slices/conftest.py): the numbers per
+slice, the rest of the traffic, flags, intersections, filters."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from slices import stats
+from slices.selectors import SliceError, SliceQuery, slices_report
+from tests.slices.conftest import END, WINDOW
+
+
+def report(project, **params):
+    return slices_report(project=project, query=SliceQuery.parse({**WINDOW, **params}, now=END))
+
+
+def by_label(rep):
+    return {s.label(rep.query.dimensions): s for s in rep.slices}
+
+
+def test_counts_rates_and_rest_per_slice(world, planted):
+    rep = report(world.project, dimension="metadata.locale")
+    slices = by_label(rep)
+    assert list(slices) == ["locale en-US", "locale de-DE", "locale ja-JP", "locale it-IT"]  # by traffic
+    assert rep.total == 812
+    ja = slices["locale ja-JP"]
+    assert ja.n == 200 and ja.share == pytest.approx(200 / 812)
+    hall = ja.cells["hallucination_rate"]
+    assert (hall.value, hall.n) == (pytest.approx(0.30), 200)
+    assert (hall.low, hall.high) == pytest.approx(stats.wilson(60, 200))
+    assert hall.rest == pytest.approx(42 / 612) and hall.rest_n == 612
+    assert hall.ratio_to_best == pytest.approx(0.05 / 0.30)  # best: en-US and de-DE at 5%
+    thumbs = ja.cells["thumbs_up_rate"]
+    assert (thumbs.value, thumbs.n) == (pytest.approx(37 / 50), 50)
+    exposure = ja.cells["feedback_exposure"]
+    assert exposure.value == pytest.approx(0.25) and exposure.p_value is None
+    # praised but unsupported: thumbs-up traces (i%4==0, i%16!=0) that hallucinated (i%10<3):
+    # i in {20, 40, 60, 100, 120, 140, 180}... worked out below.
+    ups = [i for i in range(200) if i % 4 == 0 and i % 16 != 0]
+    assert ja.cells["praised_unsupported"].n == len(ups)
+    assert ja.cells["praised_unsupported"].value == pytest.approx(sum(i % 10 < 3 for i in ups) / len(ups))
+    latency = ja.cells["latency_p50"]
+    assert latency.value == pytest.approx(745.0)  # 500 + 10 * median of (i % 50) over 0..199 = 24.5
+    assert latency.test == "Mann-Whitney U"
+    assert ja.cells["cost_per_trace"].value == pytest.approx(0.001)
+    assert ja.cells["rephrase_rate"].value is None  # no signal anywhere: no claim
+
+
+def test_planted_locale_is_flagged_and_explained_the_others_are_not(world, planted):
+    rep = report(world.project, dimension="metadata.locale")
+    slices = by_label(rep)
+    flagged = {(label, m) for label, s in slices.items() for m, c in s.cells.items() if c.flagged}
+    assert ("locale ja-JP", "hallucination_rate") in flagged
+    assert not any(label in ("locale en-US", "locale de-DE") for label, _ in flagged)
+    assert not any(label == "locale it-IT" for label, _ in flagged)  # 12 traces: never flagged
+    sentence = next(f for f in rep.findings if "hallucination rate" in f)
+    p = slices["locale ja-JP"].cells["hallucination_rate"].p_adjusted
+    assert sentence.startswith("locale ja-JP: hallucination rate 30.0% [")
+    assert "vs 6.9% for others" in sentence and "ratio 0.17" in sentence
+    assert ("p < 0.001" if p < 0.001 else f"p = {p:.3f}") in sentence
+
+
+def test_intersection_gives_one_row_per_pair(world, planted):
+    rep = report(world.project, dimension="metadata.locale", dimension2="metadata.plan")
+    slices = by_label(rep)
+    assert len(slices) == 8
+    cell = slices["locale ja-JP × plan free"]
+    assert cell.n == 100 and cell.as_dict(rep.query.dimensions) == {"metadata.locale": "ja-JP",
+                                                                      "metadata.plan": "free"}
+    # Even i only: i % 10 in {0, 2} among evens -> 40 of 100.
+    assert cell.cells["hallucination_rate"].value == pytest.approx(0.40)
+    assert cell.explorer_query[-2:] == [("metadata.locale", "ja-JP"), ("metadata.plan", "free")]
+
+
+def test_top_folds_the_rest_into_other(world, planted):
+    rep = report(world.project, dimension="metadata.locale", top="2")
+    labels = [s.label(rep.query.dimensions) for s in rep.slices]
+    assert labels == ["locale en-US", "locale de-DE", "locale (other)"] or \
+        labels == ["locale en-US", "locale ja-JP", "locale (other)"]
+    other = rep.slices[-1]
+    assert other.n == 212 and other.explorer_query is None
+
+
+def test_filters_and_fixed_dimensions(world, planted):
+    rep = report(world.project, dimension="prompt", **{"metadata.locale": "ja-JP"})
+    assert {s.key: s.n for s in rep.slices} == {("answer@1",): 100, ("answer@2",): 100}
+    assert rep.slices[0].explorer_query[-2:] in ([("prompt", "answer"), ("prompt_version", "1")],
+                                                  [("prompt", "answer"), ("prompt_version", "2")])
+
+
+def test_missing_values_are_their_own_slice(world, planted):
+    rep = report(world.project, dimension="metadata.channel")
+    assert [(s.key, s.n) for s in rep.slices] == [((None,), 812)]
+    assert rep.slices[0].explorer_query is None
+
+
+def test_post_stratified_satisfaction_beside_the_raw(world, planted):
+    rep = report(world.project, dimension="metadata.locale")
+    assert rep.raw_satisfaction.value == pytest.approx((75 + 37 + 37 + 2) / 203)
+    expected = stats.post_stratified_rate([(75, 100, 400), (37, 50, 200), (37, 50, 200), (2, 3, 12)])
+    assert rep.weighted_satisfaction.value == pytest.approx(expected.value)
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({}, "dimension"),
+    ({"dimension": "locale"}, "dimension"),
+    ({"dimension": "metadata."}, "dimension"),
+    ({"dimension": "model", "dimension2": "model"}, "dimension2"),
+    ({"dimension": "model", "top": "0"}, "top"),
+    ({"dimension": "model", "min_n": "x"}, "min_n"),
+    ({"dimension": "model", "from": "yesterday"}, "from"),
+    ({"dimension": "model", "colour": "red"}, "colour"),
+    ({"dimension": "model", "range": "all"}, "range"),
+])
+def test_bad_parameters_name_the_field(params, field):
+    with pytest.raises(SliceError) as caught:
+        SliceQuery.parse(params, now=END)
+    assert field in caught.value.errors
+
+
+def test_window_defaults_to_the_metrics_layer_default():
+    query = SliceQuery.parse({"dimension": "model"}, now=END)
+    assert (query.start, query.end) == (END - timedelta(days=7), END)
