@@ -201,6 +201,26 @@ ROUTES: dict[str, list[Route]] = {
     # --- dashboards -----------------------------------------------------------------------
     "api-metrics": _get(API_READ, api=True),
     "api-metric-dimensions": _get(API_READ, api=True),
+    "dashboards-overview": _get(VIEW),
+    "dashboards-cost": _get(VIEW),
+    "dashboards-csv": _get(VIEW),
+    "dashboards-saved-list": [
+        Route("GET", VIEW),
+        Route("POST", page(403, 403, 302, 302), lambda o: {"name": "walk board"}, writes=True),
+    ],
+    "dashboards-saved-detail": _get(VIEW),
+    "dashboards-chart-new": [
+        Route("GET", MEMBER_PAGE),
+        Route("POST", page(403, 403, 302, 302), writes=True, data=lambda o: {
+            "title": "walk", "measure": "traces", "chart_type": "line", "interval": "auto"}),
+    ],
+    "dashboards-chart-delete": _post(page(403, 403, 302, 302), writes=True),
+    "dashboards-saved-delete": _post(page(403, 403, 302, 302), writes=True),
+    # --- slices and drift ------------------------------------------------------------------
+    "api-slices": _get(API_READ, api=True),
+    "slices": _get(VIEW),
+    "api-drift": _get(API_READ, api=True),
+    "drift": _get(VIEW),
     # --- prompts --------------------------------------------------------------------------
     "api-prompt-list": _get(API_READ, api=True),
     "api-prompt-fetch": _get(API_READ, api=True),
@@ -252,10 +272,14 @@ KWARGS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "membership_id": lambda o: o["viewer_membership"].pk,
     "name": lambda o: o["prompt_name"],
     "version": lambda o: 1,
+    "dashboard_id": lambda o: o["dashboard"].pk,
+    "chart_id": lambda o: o["chart"].pk,
 }
 # Query strings some GET pages need to show their object (diff/compare: two versions).
 QUERY: dict[str, dict[str, str]] = {
     "api-metrics": {"measure": "traces"},
+    "dashboards-csv": {"measure": "traces"},
+    "api-slices": {"dimension": "model"},
     "prompt-diff": {"a": "1", "b": "1"},
     "prompt-compare": {"a": "1", "b": "1"},
 }
@@ -267,6 +291,7 @@ A_MARKER = "alpha-secret-7731"
 def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
     """Project A's objects the URLs point at, made through the services."""
     from annotation.services import queue_claim_item, queue_create
+    from dashboards.services import chart_add, dashboard_create
     from projects.models import Membership
     from projects.services import api_key_create
     from prompts.services import Actor, prompt_version_create
@@ -285,6 +310,9 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
     # Claimed by each reviewing role, so that their submit is a real write.
     for role in ("reviewer", "member", "admin"):
         queue_claim_item(queue=queue, item_id=item.pk, reviewer=users[role])
+    dashboard = dashboard_create(project=project, name=f"board {A_MARKER}", user=users["admin"])
+    chart = chart_add(dashboard=dashboard, title=f"chart {A_MARKER}", measure="traces", agg="count", group_by=[],
+                      top=10, interval="auto", filters=[], chart_type="line", user=users["admin"])
     prompt_name = "alpha-prompt"
     prompt_version_create(project=project, name=prompt_name, template=f"Hi {{{{name}}}} {A_MARKER}",
                           actor=Actor(user=users["admin"], name="admin-a"), base_version=0)
@@ -300,4 +328,6 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
         "extra_key_id": api_key_create(project=project, name="spare").key.pk,
         "viewer_membership": Membership.objects.get(project=project, user=users["viewer"]),
         "prompt_name": prompt_name,
+        "dashboard": dashboard,
+        "chart": chart,
     }

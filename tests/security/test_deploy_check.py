@@ -25,7 +25,10 @@ PRODUCTION = {
 
 
 def check_deploy(extra_env: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPYGLASS_", "SECRET_KEY", "DEBUG"))}
+    # Not the test run's own switches: browser tests set DJANGO_ALLOW_ASYNC_UNSAFE, which
+    # production must not (async.E001).
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SPYGLASS_", "SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
     # The test run's own servers: `check` needs the settings to load, not to connect.
     env.update(DATABASE_URL=os.environ["DATABASE_URL"], REDIS_URL=os.environ["REDIS_URL"], **extra_env)
     return subprocess.run(
