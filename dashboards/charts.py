@@ -247,19 +247,22 @@ def empty_reason(spec: ChartSpec, counts: PageCounts, chart_filter: TraceFilter)
     measures = {s.measure for s in spec.series}
     score_names = sorted(m[len(SCORE_PREFIX):] for m in measures if m.startswith(SCORE_PREFIX))
     if score_names:
-        why = []
+        by_source: dict[str | None, list[str]] = {}
         for name in score_names:
             known = names.known(name)
-            source = known.source if known else None
+            by_source.setdefault(known.source if known else None, []).append(name)
+        why = []
+        for source, listed in by_source.items():
+            what = ", ".join(listed)
             if source == names.EVALUATOR:
-                why.append(f"{name}: not computed yet for these traces (the evaluator is off in Evaluator "
+                why.append(f"{what}: not computed yet for these traces (the evaluator is off in Evaluator "
                            "settings, or still working through its backlog)")
             elif source == names.END_USER:
-                why.append(f"{name}: no end user has given this feedback on these traces")
+                why.append(f"{what}: no end user has given this feedback on these traces")
             elif source == names.ANNOTATION:
-                why.append(f"{name}: no reviewer has annotated these traces")
+                why.append(f"{what}: no reviewer has annotated these traces")
             else:
-                why.append(f"{name}: no score of this name on these traces")
+                why.append(f"{what}: no score of this name on these traces")
         return "No scores in this window — " + "; ".join(why) + "."
     if "cost_usd" in measures:
         return ("None of these traces has a cost: their models have no known price (see unpriced spans on the "

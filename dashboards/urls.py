@@ -7,6 +7,11 @@ P = "p/<slug:project_slug>/"
 urlpatterns = [
     path("api/v1/metrics", api.MetricsView.as_view(), name="api-metrics"),
     path("api/v1/metrics/dimensions", api.MetricDimensionsView.as_view(), name="api-metric-dimensions"),
+    path("api/v1/dashboards", api.DashboardListView.as_view(), name="api-dashboards"),
+    path("api/v1/dashboards/<int:dashboard_id>", api.DashboardDetailView.as_view(), name="api-dashboard-detail"),
+    path("api/v1/dashboards/<int:dashboard_id>/charts", api.ChartCreateView.as_view(), name="api-dashboard-charts"),
+    path("api/v1/dashboards/<int:dashboard_id>/charts/<int:chart_id>", api.ChartDeleteView.as_view(),
+         name="api-dashboard-chart-delete"),
     path(P + "overview/", views.overview, name="dashboards-overview"),
     path(P + "cost/", views.cost, name="dashboards-cost"),
     path(P + "dashboards/data.csv", views.chart_csv, name="dashboards-csv"),

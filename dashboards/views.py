@@ -106,7 +106,8 @@ def page_context(request: HttpRequest, access: ProjectAccess, state: PageState) 
     }
     if window is not None:
         f = window.filter
-        context.update(meta_pairs=list(f.metadata), score_conditions=[str(c) for c in f.scores],
+        context.update(has_filter=not f.is_empty(), meta_pairs=list(f.metadata),
+                       score_conditions=[str(c) for c in f.scores],
                        tags=", ".join(f.tags), active_range=window.range_key,
                        custom_from=f"{window.start:%Y-%m-%dT%H:%M}", custom_to=f"{window.end:%Y-%m-%dT%H:%M}",
                        explore_url=_explore(access, state))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 PLANS = ("free", "pro", "enterprise")
 LOCALES = ("en-US", "de-DE", "fr-FR", "ja-JP", "es-ES")
+# Extra chance that a ja-JP answer drifts from its documents (see make_turn).
+JA_JP_EXTRA_DRIFT = 0.30
 
 # (provider, model, share of traffic). The self-hosted model has no public price, so its
 # spans stay unpriced and show up as such instead of getting an invented cost.
@@ -234,8 +236,10 @@ def make_turn(rng: random.Random, user: DemoUser, *, prompt_version: int, first:
     # that is what the prompt comparison and bias slices should surface.
     drift = {1: 0.35, 2: 0.18, 3: 0.08}[prompt_version] + (0.07 if user.plan == "free" else 0.0)
     # Non-English questions get retrieval misses more often — the kind of gap a
-    # per-segment dashboard exists to reveal.
-    drift += 0.12 if user.locale == "ja-JP" else 0.05 if user.locale != "en-US" else 0.0
+    # per-segment dashboard exists to reveal. ja-JP is the planted disparity the bias
+    # slices page must flag on a fresh `make run` (tests/slices/test_demo.py): large
+    # enough to survive the page's multiple-testing correction at the demo's size.
+    drift += JA_JP_EXTRA_DRIFT if user.locale == "ja-JP" else 0.05 if user.locale != "en-US" else 0.0
     grounded = rng.random() >= drift
     return Turn(question=question, documents=documents, answer=good if grounded else bad, grounded=grounded, rude=rude)
 

@@ -32,9 +32,12 @@ def psi_figure(features: list[Feature]) -> dict | None:
         customdata=[[f.psi, f.status] for f in rated],
         hovertemplate="%{y}<br>PSI %{customdata[0]:.3f} (%{customdata[1]})<extra></extra>",
     ))
-    for value, name in ((stats.PSI_WARN, "warn"), (stats.PSI_ALERT, "alert")):
-        fig.add_vline(x=value, line={"color": STATUS_COLOURS[name], "dash": "dash", "width": 1},
-                      annotation_text=f"{name} {value}", annotation_position="top")
+    # Labels above the plot, on either side of their line, so they cover no bar and
+    # "warn 0.1" and "alert 0.25" never overlap.
+    for value, name, anchor in ((stats.PSI_WARN, "warn", "right"), (stats.PSI_ALERT, "alert", "left")):
+        fig.add_vline(x=value, line={"color": STATUS_COLOURS[name], "dash": "dash", "width": 1})
+        fig.add_annotation(x=value, y=1, yref="paper", yanchor="bottom", xanchor=anchor, showarrow=False,
+                           text=f" {name} {value} ", font={"color": STATUS_COLOURS[name]})
     fig.update_layout(
         title={"text": "Population stability index per feature (current vs baseline)", "x": 0,
                "font": {"size": 16}},

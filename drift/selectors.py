@@ -380,6 +380,20 @@ def drift_report(*, project: Project, baseline: Window, current: Window) -> Drif
     return DriftReport(baseline, current, b.traces, c.traces, b.sampled, c.sampled, features, embedding, topics)
 
 
+def _examples(members: list[int], sample: EmbeddingSample) -> list[dict]:
+    """Up to EXAMPLES traces of a topic, most central first, one per distinct input (a
+    question asked 40 times is one example, not five)."""
+    seen, out = set(), []
+    for i in members:
+        key = sample.texts[i].strip().lower()
+        if key not in seen:
+            seen.add(key)
+            out.append({"trace_id": sample.trace_ids[i], "input": sample.texts[i]})
+            if len(out) == stats.EXAMPLES:
+                break
+    return out
+
+
 def _inputs_by_meaning(*, project: Project, baseline: Window, current: Window, baseline_traces: int,
                        current_traces: int) -> tuple[stats.EmbeddingDrift, list[TopicReport]]:
     ref = embedding_sample(project=project, window=baseline, limit=REFERENCE_SAMPLE, traces=baseline_traces)
@@ -404,6 +418,6 @@ def _inputs_by_meaning(*, project: Project, baseline: Window, current: Window, b
         reports.append(TopicReport(
             label=topic.label, terms=words, size=len(topic.members), share=topic.share,
             mean_distance=topic.mean_distance, nearest_baseline_distance=confirmed,
-            examples=[{"trace_id": cur.trace_ids[i], "input": cur.texts[i]} for i in topic.members[:stats.EXAMPLES]],
+            examples=_examples(topic.members, cur),
         ))
     return embedding, reports

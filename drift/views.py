@@ -65,5 +65,5 @@ def drift_page(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "auc_threshold": stats.AUC_DRIFT,
         "far_distance": stats.FAR_DISTANCE,
         "figure": charts.psi_figure(report.features),
-        "sample_sizes": {"features": selectors.FEATURE_SAMPLE, "embeddings": selectors.EMBEDDING_SAMPLE},
+        "sample_sizes": {"features": f"{selectors.FEATURE_SAMPLE:,}", "embeddings": f"{selectors.EMBEDDING_SAMPLE:,}"},
     })

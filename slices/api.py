@@ -52,7 +52,8 @@ class SlicesParamsSerializer(TraceFilterSerializer):
 class CellSerializer(serializers.Serializer):
     value = serializers.FloatField(allow_null=True)
     ci = serializers.ListField(child=serializers.FloatField(allow_null=True), min_length=2, max_length=2,
-                               help_text="95% interval: Wilson (rates), Student-t (means), bootstrap (latency).")
+                               help_text="95% interval: Wilson (rates), Student-t (means), order statistics "
+                                         "of the latency sample (percentiles).")
     n = serializers.IntegerField(help_text="Observations behind the value (traces, votes, scored traces).")
     rest = serializers.FloatField(allow_null=True, help_text="The same metric over all other traffic.")
     p_value = serializers.FloatField(allow_null=True, help_text="Slice against the rest; null = not tested.")

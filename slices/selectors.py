@@ -276,10 +276,7 @@ def _assemble(*, query: SliceQuery, main: list[dict], by_bucket: list[dict], by_
     total = totals["n"]
     main.sort(key=lambda r: (any(g == OTHER for g in _groups(r, query)), -int(r["n"]), _groups(r, query)))
     samples = [list(r["sample"] or []) for r in main]
-    raw_rows: list[list[stats.Cell]] = []
-    for i, r in enumerate(main):
-        rest_sample = _rest_sample(samples, main, i)
-        raw_rows.append(_cells(r, totals=totals, sums=sums, sample=samples[i], rest_sample=rest_sample))
+    raw_rows = _cells(main, totals=totals, sums=sums, samples=samples)
     evaluated = stats.page_evaluate(raw_rows, min_n=query.min_n)
     slices: list[Slice] = []
     for r, cells in zip(main, evaluated, strict=True):
@@ -342,47 +339,54 @@ def _rest_sample(samples: list[list[float]], rows: list[dict], i: int) -> list[f
     return out
 
 
-def _cells(r: dict, *, totals: dict[str, int], sums: dict[str, float], sample: list[float],
-           rest_sample: list[float]) -> list[stats.Cell]:
-    n, rest_n = int(r["n"]), totals["n"] - int(r["n"])
+def _cells(rows: list[dict], *, totals: dict[str, int], sums: dict[str, float],
+           samples: list[list[float]]) -> list[list[stats.Cell]]:
+    """The cells of every slice: rates metric by metric over all slices at once
+    (stats.rate_cells), the rest per slice; returned one row (list) per slice."""
+    ns = [int(r["n"]) for r in rows]
+    columns: list[list[stats.Cell]] = []
 
-    def rate(metric: str, x: str, of: str | None) -> stats.Cell:
-        count = int(r[of]) if of else n
+    def rate(metric: str, x: str, of: str | None) -> None:
+        counts = [int(r[of]) for r in rows] if of else ns
         total = totals[of] if of else totals["n"]
-        return stats.rate_cell(metric, successes=int(r[x]), n=count, rest_successes=totals[x] - int(r[x]),
-                               rest_n=total - count, higher_is_better=METRICS[metric][2])
+        hits = [int(r[x]) for r in rows]
+        columns.append(stats.rate_cells(metric, successes=hits, n=counts, rest_successes=[totals[x] - h for h in hits],
+                                        rest_n=[total - c for c in counts], higher_is_better=METRICS[metric][2]))
 
-    def mean(metric: str, prefix: str) -> stats.Cell:
-        count = int(r[f"{prefix}_n"])
-        return stats.mean_cell(metric, total=float(r[f"{prefix}_sum"]), squares=float(r[f"{prefix}_sq"]), n=count,
-                               rest_total=sums[f"{prefix}_sum"] - float(r[f"{prefix}_sum"]),
-                               rest_squares=sums[f"{prefix}_sq"] - float(r[f"{prefix}_sq"]),
-                               rest_n=totals[f"{prefix}_n"] - count, higher_is_better=METRICS[metric][2])
+    def mean(metric: str, prefix: str) -> None:
+        column = []
+        for r in rows:
+            count = int(r[f"{prefix}_n"])
+            column.append(stats.mean_cell(
+                metric, total=float(r[f"{prefix}_sum"]), squares=float(r[f"{prefix}_sq"]), n=count,
+                rest_total=sums[f"{prefix}_sum"] - float(r[f"{prefix}_sum"]),
+                rest_squares=sums[f"{prefix}_sq"] - float(r[f"{prefix}_sq"]),
+                rest_n=totals[f"{prefix}_n"] - count, higher_is_better=METRICS[metric][2]))
+        columns.append(column)
 
-    cells = [
-        rate("feedback_exposure", "exposed", None),
-        rate("thumbs_up_rate", "ups", "votes"),
-        mean("mean_rating", "rating"),
-        rate("hallucination_rate", "hall_x", "hall_n"),
-        rate("toxicity_rate", "tox_x", "tox_n"),
-        rate("error_rate", "errors", None),
-    ]
+    rate("feedback_exposure", "exposed", None)
+    rate("thumbs_up_rate", "ups", "votes")
+    mean("mean_rating", "rating")
+    rate("hallucination_rate", "hall_x", "hall_n")
+    rate("toxicity_rate", "tox_x", "tox_n")
+    rate("error_rate", "errors", None)
     for metric in SIGNALS:
         x = metric.replace("_rate", "_x")
         if totals[x] == 0:
             # No such signal anywhere on the page: the signal job may not run for this
             # project, and "0% everywhere" would be a claim the data cannot make.
-            cells.append(stats.Cell(metric, stats.RATE, False, None))
+            columns.append([stats.Cell(metric, stats.RATE, False, None) for _ in rows])
         else:
-            cells.append(rate(metric, x, None))
-    for metric, q, column, test in (("latency_p50", 0.5, "p50", True), ("latency_p95", 0.95, "p95", False)):
-        value = r[column]
-        cells.append(stats.quantile_cell(metric, q=q, value=None if value is None else float(value), n=n,
-                                         sample=sample, rest_sample=rest_sample, rest_n=rest_n,
-                                         higher_is_better=False, test=test))
-    cells.append(mean("cost_per_trace", "cost"))
-    cells.append(rate("praised_unsupported", "pu_x", "pu_n"))
-    return cells
+            rate(metric, x, None)
+    rest_samples = [_rest_sample(samples, rows, i) for i in range(len(rows))]
+    for metric, q, key, test in (("latency_p50", 0.5, "p50", True), ("latency_p95", 0.95, "p95", False)):
+        columns.append([stats.quantile_cell(metric, q=q, value=None if r[key] is None else float(r[key]), n=n,
+                                            sample=samples[i], rest_sample=rest_samples[i], rest_n=totals["n"] - n,
+                                            higher_is_better=False, test=test)
+                        for i, (r, n) in enumerate(zip(rows, ns, strict=True))])
+    mean("cost_per_trace", "cost")
+    rate("praised_unsupported", "pu_x", "pu_n")
+    return [list(row) for row in zip(*columns, strict=True)] if rows else []
 
 
 def _explorer_query(query: SliceQuery, groups: tuple[str, ...]) -> list[tuple[str, str]] | None:

@@ -39,8 +39,25 @@ NEEDS_DATASETS = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"no labelled 
 # (script, extra args after --smoke, regex its figures must match)
 SMOKE = [
     ("bench/dashboards.py", [], r"^\| overview 30 d \(16 queries\) +\| +< 500 \| +\d+ \| +\d+ \| +\d+ \|"),
+    ("bench/dashboard_pages.py", [], r"^\| saved dashboard \(5 charts\) 30 d +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),
     pytest.param("bench/eval_rephrase.py", [], r"^TEST \(held out\) +n= *\d+ +rephrase: accuracy [\d.]+",
+                 marks=NEEDS_DATASETS),
+    pytest.param("bench/eval_scorers.py", [], r"^\| hallucination / begin_test_wow \| 10 \| [\d.]+ \|",
+                 marks=NEEDS_DATASETS),
+    ("bench/explorer.py", [], r"^\| traces_similar \(20 nearest to a trace\) +\| +[\d.]+ \| +[\d.]+ \| \d+ rows \|"),
+    ("bench/fair_scoring.py", [], r"^B's cheap scores: (\d+)/\1 scored; wait p50 [\d.]+ s"),
+    ("bench/grounding_speed.py", [], r"^seconds per trace \(median\): [\d.]+$"),
+    ("bench/ingest.py", [], r"^ +1 +256 +256 +ok +[\d.]+ +[\d,]+ +\d+ +\d+ +\d+ +0$"),
+    ("bench/integrity.py", [], r"^api +off +[\d.]+ \([\d.]+–[\d.]+\) +[\d.]+ \("),
+    ("bench/mapping.py", [], r"^median over payloads +[\d.]+$"),
+    ("bench/scoring.py", [], r"^embeddings: [\d,]+ texts/s"),
+    ("bench/sdk_overhead.py", [], r"^  unreachable +-?[\d.]+ µs$"),
+    ("bench/semantic.py", [], r"^\| 400 traces \| similar \| after \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|"),
+    ("bench/streaming.py", [], r"^ +200 +streamed +2 +20 +400 +[\d.]+ +[\d,]+ +\d+ +\d+ +ok$"),
+    pytest.param("bench/train_grounding.py", ["--out", "{tmp}"], r"^wrote \S+/groundedness\.json \(threshold [\d.]+",
+                 marks=NEEDS_DATASETS),
+    pytest.param("bench/train_toxicity.py", ["--out", "{tmp}"], r"^wrote \S+/toxicity\.json and toxicity_char\.npz",
                  marks=NEEDS_DATASETS),
 ]
 
@@ -70,3 +87,7 @@ def test_bench_script_runs_on_a_tiny_size(script: str, args: list[str], figures:
     assert re.search(figures, result.stdout, re.MULTILINE), f"no line matches {figures!r}\n{output}"
     assert _weights_digest() == weights_before, "a smoke run changed the shipped model files"
 
+
+def test_every_bench_script_has_a_smoke_line() -> None:
+    scripts = {f"bench/{p.name}" for p in (BASE_DIR / "bench").glob("*.py") if not p.name.startswith("_")}
+    assert scripts - {_script_of(e) for e in SMOKE} == set()

@@ -136,7 +136,8 @@ def test_empty_states_say_why(world, sample):
 
     # u3's traces (t5, t6) have no hallucination score and t5 no thumbs.
     html = overview(world, WINDOW + "&user_id=u3&model=gpt-4o").content.decode()
-    assert "hallucination: not computed yet" in card(html, "evaluators")
+    assert ("hallucination, pii_input, pii_output, prompt_injection, toxicity_input, toxicity_output: not computed "
+            "yet") in card(html, "evaluators")
     assert "no end user has given this feedback" in card(html, "thumbs")
 
 

@@ -98,6 +98,11 @@ def support_texts(rng: random.Random, n: int) -> list[str]:
 
 @pytest.fixture
 def planted(world) -> Made:
+    return plant(world)
+
+
+def plant(world) -> Made:
+    """The planted world (also used by tests/e2e/test_drift.py)."""
     rng = random.Random(11)
     baseline = add_traces(world.project, BASELINE, support_texts(rng, 120), rng=rng, model="gpt-4o-mini",
                           latency=1000, flagged=set(range(0, 120, 10)))

@@ -99,3 +99,9 @@ def test_rare_categories_fold_into_other():
     fb, fc = selectors.fold_rare(b, c)
     assert len(fb) == selectors.TOP_CATEGORIES + 1 and fb[selectors.OTHER] == 50
     assert fc == Counter({"v0": 5, selectors.OTHER: 1})
+
+
+def test_topic_examples_are_distinct_inputs(planted, world):
+    [topic] = selectors.drift_report(project=world.project, baseline=BASELINE, current=CURRENT).topics
+    inputs = [e["input"] for e in topic.examples]
+    assert len(inputs) == stats.EXAMPLES and len(set(inputs)) == len(inputs)

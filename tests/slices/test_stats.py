@@ -140,7 +140,14 @@ def test_descriptive_cells_are_never_tested():
     assert stats.page_evaluate([[cell]])[0][0].flagged is False
 
 
-def test_latency_cell_uses_mann_whitney_and_a_bootstrap_interval():
+def test_quantile_interval_is_the_textbook_order_statistic_interval():
+    # n = 100, median: Binomial(100, .5) puts 95% between 40 and 60 values below it, so the
+    # interval is [x(40), x(61)] (1-based order statistics): for 1..100 that is [40, 61].
+    assert stats.quantile_interval(list(range(100, 0, -1)), 0.5) == (40.0, 61.0)
+    assert stats.quantile_interval([5.0], 0.5) == (None, None)
+
+
+def test_latency_cell_uses_mann_whitney_and_an_interval_around_the_value():
     rng = np.random.default_rng(1)
     slow = rng.lognormal(7.0, 0.4, 300)
     rest = rng.lognormal(6.5, 0.4, 300)
@@ -148,9 +155,10 @@ def test_latency_cell_uses_mann_whitney_and_a_bootstrap_interval():
                                rest_sample=rest, rest_n=3000, higher_is_better=False, test=True)
     assert cell.test == "Mann-Whitney U" and cell.p_value < 1e-10
     assert cell.low < cell.value < cell.high
-    again = stats.quantile_cell("latency_p50", q=0.5, value=float(np.median(slow)), n=300, sample=slow,
-                                rest_sample=rest, rest_n=3000, higher_is_better=False, test=True)
-    assert (again.low, again.high) == (cell.low, cell.high)  # seeded: same page on reload
+    assert cell.rest == pytest.approx(float(np.quantile(rest, 0.5)))
+    p95 = stats.quantile_cell("latency_p95", q=0.95, value=float(np.quantile(slow, 0.95)), n=300, sample=slow,
+                              rest_sample=rest, rest_n=3000, higher_is_better=False, test=False)
+    assert p95.p_value is None and p95.low < p95.value < p95.high
 
 
 def test_no_true_difference_keeps_pages_with_any_flag_at_or_below_nominal():
@@ -174,3 +182,20 @@ def test_no_true_difference_keeps_pages_with_any_flag_at_or_below_nominal():
             with_flag += 1
     share = with_flag / pages
     assert share <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / pages), share
+
+
+def test_batched_z_tests_match_statsmodels_proportions_ztest():
+    from statsmodels.stats.proportion import proportions_ztest
+
+    cases = [(30, 100, 20, 100), (57, 400, 96, 1600), (400, 1000, 380, 1000), (15, 120, 40, 900)]
+    cells = stats.rate_cells("m", successes=[c[0] for c in cases], n=[c[1] for c in cases],
+                             rest_successes=[c[2] for c in cases], rest_n=[c[3] for c in cases],
+                             higher_is_better=False)
+    for (x1, n1, x2, n2), cell in zip(cases, cells, strict=True):
+        assert cell.test == "two-proportion z-test"
+        assert cell.p_value == pytest.approx(proportions_ztest([x1, x2], [n1, n2])[1], rel=1e-9)
+        assert (cell.low, cell.high) == pytest.approx(stats.wilson(x1, n1))
+    small = stats.rate_cells("m", successes=[1, 0], n=[10, 0], rest_successes=[10, 5], rest_n=[20, 50],
+                             higher_is_better=False)
+    assert small[0].test == "Fisher exact" and small[0].p_value == pytest.approx(0.04851, abs=1e-5)
+    assert small[1].value is None and small[1].p_value is None
