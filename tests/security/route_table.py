@@ -33,7 +33,7 @@ ROLES = ("anon", "outsider", "super", "viewer", "reviewer", "member", "admin", "
 class Route:
     method: str
     expect: dict[str, int]
-    # Request body for POST, built from project A's objects (see build_objects): a dict
+    # Request body for POST (DELETE sends none), built from project A's objects (see build_objects): a dict
     # is form-encoded, unless json=True.
     data: Callable[[dict[str, Any]], Any] | None = None
     json: bool = False
@@ -201,6 +201,18 @@ ROUTES: dict[str, list[Route]] = {
     # --- dashboards -----------------------------------------------------------------------
     "api-metrics": _get(API_READ, api=True),
     "api-metric-dimensions": _get(API_READ, api=True),
+    "api-dashboards": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 201, 201, 201), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"name": "walk board"})),
+    ],
+    "api-dashboard-detail": [
+        Route("GET", API_READ, api=True),
+        Route("DELETE", api(403, 403, 204, 204, 204), api=True, writes=True),
+    ],
+    "api-dashboard-charts": _post(api(403, 403, 201, 201, 201), api=True, json=True, writes=True,
+                                  data=lambda o: json.dumps({"title": "walk", "measure": "traces"})),
+    "api-dashboard-chart-delete": [Route("DELETE", api(403, 403, 204, 204, 204), api=True, writes=True)],
     "dashboards-overview": _get(VIEW),
     "dashboards-cost": _get(VIEW),
     "dashboards-csv": _get(VIEW),

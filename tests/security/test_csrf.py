@@ -1,5 +1,5 @@
-"""CSRF: every form and every session-authenticated API write refuses a POST without the
-token (403) and changes nothing; every <form method="post"> in the templates carries one."""
+"""CSRF: every form and every session-authenticated API write refuses a POST (or DELETE)
+without the token (403) and changes nothing; every <form method="post"> in the templates carries one."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ KEY_ONLY = {"otlp-traces", "otlp-logs", "api-feedback"}
 
 SESSION_POSTS = sorted(
     (name, i) for name, routes in ROUTES.items() if name not in KEY_ONLY
-    for i, route in enumerate(routes) if route.method == "POST"
+    for i, route in enumerate(routes) if route.method != "GET"
 )
 
 # The walk's world is built once per module (conftest.walk); the mark makes pytest-django
@@ -36,11 +36,13 @@ def test_post_without_csrf_token_is_refused_and_changes_nothing(walk, django_db_
         if name not in ("logout", "login"):
             client.force_login(walk.users["A"]["admin"])
         url = url_for(name, route, slug=walk.projects["A"].slug, objects=walk.objects, session_user=True)
-        data = route.data(walk.objects) if route.data else {}
-        kwargs = {"data": data, "content_type": "application/json"} if route.json else {"data": data}
+        kwargs = {}
+        if route.method == "POST":
+            data = route.data(walk.objects) if route.data else {}
+            kwargs = {"data": data, "content_type": "application/json"} if route.json else {"data": data}
         with transaction.atomic():
             before = walk.fingerprint()
-            response = client.post(url, **kwargs)
+            response = getattr(client, route.method.lower())(url, **kwargs)
             after = walk.fingerprint()
             transaction.set_rollback(True)
     assert response.status_code == 403, (name, response.status_code)

@@ -88,7 +88,7 @@ def _cross(expected_for_own: int) -> int:
 
 def _check_effects(problems: list[str], where: str, who: str, route: table.Route, status: int, location: str,
                    changed) -> None:
-    if route.method != "POST":
+    if route.method == "GET":
         return
     denied = status in (401, 403, 404, 405) or (status == 302 and "login" in location)
     if denied and changed:

@@ -133,9 +133,9 @@ def request_once(walk: Walk, who: str, name: str, route: table.Route, url: str) 
     cookies = client.cookies
     client.cookies = type(cookies)(cookies)
     with transaction.atomic():
-        before = walk.fingerprint() if route.method == "POST" else None
+        before = walk.fingerprint() if route.method != "GET" else None
         response = getattr(client, route.method.lower())(url, **kwargs)
-        after = walk.fingerprint() if route.method == "POST" else None
+        after = walk.fingerprint() if route.method != "GET" else None
         transaction.set_rollback(True)
     client.cookies = cookies
     changed = sorted(t for t in {*before, *after} if before.get(t) != after.get(t)) if before is not None else []
