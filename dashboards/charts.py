@@ -122,7 +122,7 @@ def measure_label(measure: str, agg: str) -> str:
         return f"{base} rate"
     if agg in ("count",) and measure in ("traces", "users", "sessions"):
         return base
-    return f"{base} ({agg})"
+    return f"{base}, {agg}"
 
 
 def display_unit(unit: str) -> str:
@@ -382,7 +382,9 @@ def _y_title(spec: ChartSpec, results: list) -> str:
     unit = results[0][1].unit
     if len(results) == 1:
         series = results[0][0]
-        return f"{series.label or measure_label(series.measure, series.agg)} ({display_unit(unit)})"
+        label = series.label or measure_label(series.measure, series.agg)
+        # "Traces", not "Traces (traces)".
+        return label if label.lower() == display_unit(unit).lower() else f"{label} ({display_unit(unit)})"
     return f"{spec.title} ({display_unit(unit)})"
 
 

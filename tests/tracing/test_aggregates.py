@@ -120,7 +120,7 @@ def streamed_traces(draw):
     return {"first": spans, "changed": changed}, batches
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=streamed_traces())
 def test_folded_trace_equals_full_recompute(world, case):
     contents, batches = case
