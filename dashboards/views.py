@@ -103,6 +103,8 @@ def page_context(request: HttpRequest, access: ProjectAccess, state: PageState) 
         "meta_pairs": [],
         "score_conditions": [],
         "tags": "",
+        # Members may save any chart of these pages to a dashboard (prefilled builder).
+        "can_save": access.can(Role.MEMBER),
     }
     if window is not None:
         f = window.filter

@@ -41,6 +41,7 @@ SMOKE = [
     ("bench/dashboards.py", [], r"^\| overview 30 d \(16 queries\) +\| +< 500 \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/dashboard_pages.py", [], r"^\| saved dashboard \(5 charts\) 30 d +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),
+    ("bench/drift.py", [], r"^\| page GET /p/<slug>/drift/ \| [\d.]+ \| [\d.]+ \|"),
     pytest.param("bench/eval_rephrase.py", [], r"^TEST \(held out\) +n= *\d+ +rephrase: accuracy [\d.]+",
                  marks=NEEDS_DATASETS),
     pytest.param("bench/eval_scorers.py", [], r"^\| hallucination / begin_test_wow \| 10 \| [\d.]+ \|",
