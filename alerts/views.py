@@ -67,10 +67,11 @@ def rule_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @project_page(Role.VIEWER)
 def rule_detail(request: HttpRequest, access: ProjectAccess, rule_id: int) -> HttpResponse:
+    if request.method == "POST":
+        _require_member(access)  # before the look-up, as for every member-only page
     rule = selectors.rule_get(access.project, rule_id)
     can_edit = access.can(Role.MEMBER)
     if request.method == "POST":
-        _require_member(access)
         form = RuleForm(request.POST)
         if form.is_valid() and _save(form, lambda spec: services.rule_update(rule=rule, spec=spec)):
             messages.success(request, "Rule saved.")
