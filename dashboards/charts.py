@@ -100,6 +100,7 @@ class ChartView:
     columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     approximate: bool = False
+    save_query: str = ""  # the chart builder's fields, to save this chart to a dashboard
 
     @property
     def figure_id(self) -> str:
@@ -122,7 +123,7 @@ def measure_label(measure: str, agg: str) -> str:
         return f"{base} rate"
     if agg in ("count",) and measure in ("traces", "users", "sessions"):
         return base
-    return f"{base} ({agg})"
+    return f"{base}, {agg}"
 
 
 def display_unit(unit: str) -> str:
@@ -282,6 +283,7 @@ def chart_render(*, project: Project, spec: ChartSpec, window: Window, counts: P
     if spec.chart in ("number", "histogram", "table") and spec.interval == "auto":
         interval = None
     view.explore_url = explorer_url(project, chart_filter, window.start, window.end) or ""
+    view.save_query = _save_query(spec, chart_filter)
     results = []
     for series in spec.series:
         query = MetricsQuery(measure=series.measure, agg=series.agg, start=window.start, end=window.end,
@@ -302,6 +304,19 @@ def chart_render(*, project: Project, spec: ChartSpec, window: Window, counts: P
     builder(view, project=project, spec=spec, window=window, chart_filter=chart_filter, results=results,
             interval=interval)
     return view
+
+
+def _save_query(spec: ChartSpec, chart_filter: TraceFilter) -> str:
+    """The builder's fields for this chart ("Save to a dashboard"); charts of one query only."""
+    if len(spec.series) != 1:
+        return ""
+    series = spec.series[0]
+    fields = {"title": spec.title, "measure": series.measure, "agg": series.agg,
+              "group_by_1": spec.group_by[0] if spec.group_by else "",
+              "group_by_2": spec.group_by[1] if len(spec.group_by) > 1 else "",
+              "top": str(spec.top or ""), "interval": spec.interval or "",
+              "filters": urlencode(chart_filter.to_query()), "chart_type": spec.chart}
+    return urlencode(fields)
 
 
 def _merge(page: TraceFilter, extra: TraceFilter | None) -> TraceFilter:
@@ -382,7 +397,9 @@ def _y_title(spec: ChartSpec, results: list) -> str:
     unit = results[0][1].unit
     if len(results) == 1:
         series = results[0][0]
-        return f"{series.label or measure_label(series.measure, series.agg)} ({display_unit(unit)})"
+        label = series.label or measure_label(series.measure, series.agg)
+        # "Traces", not "Traces (traces)".
+        return label if label.lower() == display_unit(unit).lower() else f"{label} ({display_unit(unit)})"
     return f"{spec.title} ({display_unit(unit)})"
 
 

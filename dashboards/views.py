@@ -103,6 +103,8 @@ def page_context(request: HttpRequest, access: ProjectAccess, state: PageState) 
         "meta_pairs": [],
         "score_conditions": [],
         "tags": "",
+        # Members may save any chart of these pages to a dashboard (prefilled builder).
+        "can_save": access.can(Role.MEMBER),
     }
     if window is not None:
         f = window.filter
@@ -231,7 +233,9 @@ def cost(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                                 if d.name.startswith(METADATA_PREFIX)]
     if key and key not in {k for k, _ in context["metadata_keys"]}:
         context["metadata_keys"].append((key, 0))  # chosen from a link; not seen in this window
-    context["charts"] = charts_render(access, window, cost_specs(key or None))
+    charts = charts_render(access, window, cost_specs(key or None))
+    context["charts"] = [c for c in charts if c.spec.key != "by-meta"]
+    context["meta_chart"] = next((c for c in charts if c.spec.key == "by-meta"), None)
     success = selectors.cost_per_successful_answer(project=project, trace_filter=window.filter,
                                                    start=window.start, end=window.end)
     context["success"] = success

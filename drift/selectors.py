@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psycopg
 from django.db import connection, transaction
 
 from drift import stats
+from evaluation.embeddings import DIMENSIONS
 from evaluation.models import EmbeddingKind, TraceEmbedding
 from projects.models import Project
 from scores import names
@@ -218,10 +220,8 @@ def fold_rare(baseline: Counter, current: Counter) -> tuple[Counter, Counter]:
 
 @contextmanager
 def _vector_cursor() -> Iterator[Any]:
-    """A psycopg cursor that reads and writes vectors as numpy arrays in binary.
-
-    Registered on this cursor only, so Django's own queries read vectors as before; the
-    binary form saves parsing 384 decimal numbers per row from text."""
+    """A psycopg cursor that sends vectors as pgvector values. Registered on this cursor
+    only, so Django's own queries read vectors as before."""
     from pgvector.psycopg.vector import register_vector_info
     from psycopg.types import TypeInfo
 
@@ -244,14 +244,20 @@ def embedding_sample(*, project: Project, window: Window, limit: int, traces: in
         ORDER BY t.trace_id
         LIMIT %s
     """
-    with _vector_cursor() as cursor:
+    connection.ensure_connection()
+    # A plain (server-side binding) cursor, results in binary: Django's client-side cursors
+    # cannot return binary, and parsing 384 decimals a row from text cost ~0.3 ms a row.
+    # No vector loader: the raw pgvector binary (int16 dims, int16 unused, float4 big-endian
+    # values) of every row is decoded at once by numpy below.
+    with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, [TEXT_CHARS, EmbeddingKind.INPUT, project.pk, window.start, window.end,
-                             *condition_params, limit])
+                             *condition_params, limit], binary=True)
         rows = cursor.fetchall()
     if not rows:
-        return EmbeddingSample([], np.zeros((0, 384), dtype=np.float32), [])
-    return EmbeddingSample([r[0] for r in rows], np.vstack([r[1].to_numpy() for r in rows]).astype(np.float32),
-                           [r[2] for r in rows])
+        return EmbeddingSample([], np.zeros((0, DIMENSIONS), dtype=np.float32), [])
+    raw = b"".join(bytes(r[1])[4:] for r in rows)
+    vectors = np.frombuffer(raw, dtype=">f4").astype(np.float32).reshape(len(rows), DIMENSIONS)
+    return EmbeddingSample([r[0] for r in rows], vectors, [r[2] for r in rows])
 
 
 def nearest_baseline_distance(*, project: Project, window: Window, vector: np.ndarray) -> float | None:

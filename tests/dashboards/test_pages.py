@@ -79,6 +79,10 @@ def test_overview_traces_per_hour_and_latency_percentiles(world, sample):
     layout = figure(html, "latency")["layout"]
     assert layout["yaxis"]["title"]["text"] == "Latency percentiles (ms)"
     assert layout["xaxis"]["title"]["text"] == "time (UTC, per hour)"
+    assert figure(html, "traces")["layout"]["yaxis"]["title"]["text"] == "Traces"
+    cost = figure(html, "cost-model")["layout"]
+    assert cost["yaxis"]["title"]["text"] == "Cost, sum (USD)" and cost["barmode"] == "stack"
+    assert "n = %{customdata[1]:,}" in figure(html, "cost-model")["data"][0]["hovertemplate"]
 
 
 def test_overview_bars_link_to_the_explorer_filtered_to_the_group(world, sample):

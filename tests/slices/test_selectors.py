@@ -9,7 +9,7 @@ import pytest
 
 from slices import stats
 from slices.selectors import SliceError, SliceQuery, slices_report
-from tests.slices.conftest import END, WINDOW
+from tests.slices.conftest import END, T0, WINDOW
 
 
 def report(project, **params):
@@ -123,3 +123,16 @@ def test_bad_parameters_name_the_field(params, field):
 def test_window_defaults_to_the_metrics_layer_default():
     query = SliceQuery.parse({"dimension": "model"}, now=END)
     assert (query.start, query.end) == (END - timedelta(days=7), END)
+
+
+def test_user_cohort_is_the_week_of_the_users_first_trace(world, planted):
+    from tracing.models import Trace
+
+    Trace.objects.filter(project=world.project, metadata__locale="ja-JP").update(user_id="u-ja")
+    # An earlier trace of the same user, outside the window, moves the whole cohort.
+    early = planted.traces["de-DE"][0]
+    Trace.objects.filter(pk=early.pk).update(user_id="u-de", start_time=T0 - timedelta(days=30))
+    Trace.objects.filter(project=world.project, metadata__locale="de-DE").exclude(pk=early.pk).update(user_id="u-de")
+    rep = report(world.project, dimension="user_cohort")
+    # 2025-06-02 is a Monday of ISO week 23; 30 days earlier (2025-05-03) is in week 18.
+    assert {s.key: s.n for s in rep.slices} == {("2025-W23",): 200, ("2025-W18",): 199, (None,): 412}
