@@ -64,6 +64,8 @@ class ChartSpec:
     filter: TraceFilter | None = None  # narrows the page's filter (saved charts)
     ci: str | None = None  # "wilson" (rates) or "t" (means): 95% intervals as error bars
     horizontal: bool = False
+    hide_other: bool = False  # e.g. top users: the folded rest would dwarf every bar
+    keep: int | None = None  # bars: only the `keep` largest values (metrics' top ranks groups by n)
     help: str = ""
 
 
@@ -100,6 +102,7 @@ class ChartView:
     columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     approximate: bool = False
+    save_query: str = ""  # the chart builder's fields, to save this chart to a dashboard
 
     @property
     def figure_id(self) -> str:
@@ -282,6 +285,7 @@ def chart_render(*, project: Project, spec: ChartSpec, window: Window, counts: P
     if spec.chart in ("number", "histogram", "table") and spec.interval == "auto":
         interval = None
     view.explore_url = explorer_url(project, chart_filter, window.start, window.end) or ""
+    view.save_query = _save_query(spec, chart_filter)
     results = []
     for series in spec.series:
         query = MetricsQuery(measure=series.measure, agg=series.agg, start=window.start, end=window.end,
@@ -302,6 +306,19 @@ def chart_render(*, project: Project, spec: ChartSpec, window: Window, counts: P
     builder(view, project=project, spec=spec, window=window, chart_filter=chart_filter, results=results,
             interval=interval)
     return view
+
+
+def _save_query(spec: ChartSpec, chart_filter: TraceFilter) -> str:
+    """The builder's fields for this chart ("Save to a dashboard"); charts of one query only."""
+    if len(spec.series) != 1:
+        return ""
+    series = spec.series[0]
+    fields = {"title": spec.title, "measure": series.measure, "agg": series.agg,
+              "group_by_1": spec.group_by[0] if spec.group_by else "",
+              "group_by_2": spec.group_by[1] if len(spec.group_by) > 1 else "",
+              "top": str(spec.top or ""), "interval": spec.interval or "",
+              "filters": urlencode(chart_filter.to_query()), "chart_type": spec.chart}
+    return urlencode(fields)
 
 
 def _merge(page: TraceFilter, extra: TraceFilter | None) -> TraceFilter:
@@ -463,8 +480,13 @@ def _build_time(view: ChartView, *, project, spec, window, chart_filter, results
             colour += label != OTHER
     x_title = f"time (UTC, per {interval})"
     barmode = "stack" if spec.chart == "stacked_bar" else ("group" if kind == "bar" else None)
-    view.figure = {"data": traces, "layout": _layout(spec, x_title=x_title, y_title=_y_title(spec, results),
-                                                     unit=unit, barmode=barmode)}
+    layout = _layout(spec, x_title=x_title, y_title=_y_title(spec, results), unit=unit, barmode=barmode)
+    if spec.ci and unit == "stars":
+        # A t interval from two ratings spans far beyond 1-5; keep the axis on the scale.
+        layout["yaxis"]["range"] = [0, 5.5]
+    elif spec.ci and unit == "share":
+        layout["yaxis"]["range"] = [0, 102]
+    view.figure = {"data": traces, "layout": layout}
 
 
 def _build_bars(view: ChartView, *, project, spec, window, chart_filter, results, interval) -> None:
@@ -477,9 +499,15 @@ def _build_bars(view: ChartView, *, project, spec, window, chart_filter, results
     xs, ys, custom, colours, ups, downs = [], [], [], [], [], []
     for i, (series, result) in enumerate(results):
         spread = _spread(project, series, spec, chart_filter, window, None)
-        for point in result.data:
+        points = result.data
+        if spec.keep:
+            points = sorted((p for p in points if p.value is not None), key=lambda p: -p.value)
+            points = [p for p in points if not (spec.hide_other and OTHER in p.group.values())][:spec.keep]
+        for point in points:
             if point.n == 0 and spec.group_by:
                 continue  # a group with traces but no value here (e.g. a user whose traces are unpriced)
+            if spec.hide_other and OTHER in point.group.values():
+                continue
             label = group_label(point.group) if len(results) == 1 else (series.label or measure_label(
                 series.measure, series.agg))
             scale = _scale(result.unit)

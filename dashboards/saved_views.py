@@ -7,9 +7,12 @@ Viewers see; members create, add and delete (project_page answers 403 below memb
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from config.errors import Conflict
@@ -61,10 +64,15 @@ def dashboard_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                 form.add_error("name", exc.message)
             else:
                 messages.success(request, f"Created {dashboard.name}. Add its first chart.")
-                return redirect("dashboards-chart-new", project_slug=access.project.slug, dashboard_id=dashboard.pk)
+                url = reverse("dashboards-chart-new", kwargs={"project_slug": access.project.slug,
+                                                              "dashboard_id": dashboard.pk})
+                prefill = _prefill_query(request)
+                return redirect(f"{url}?{prefill}" if prefill else url)
         status = 400
+    prefill = _prefill_query(request)
     context = {"dashboards": selectors.dashboards_for(project=access.project), "form": form,
-               "can_edit": access.can(Role.MEMBER)}
+               "can_edit": access.can(Role.MEMBER), "prefill": prefill,
+               "prefill_title": request.GET.get("title") or request.POST.get("prefill_title", "")}
     return render(request, "dashboards/saved_list.html", context, status=status)
 
 
@@ -105,10 +113,20 @@ def chart_new(request: HttpRequest, access: ProjectAccess, dashboard_id: int) ->
     return render(request, "dashboards/chart_new.html", context, status=status)
 
 
+PREFILL_KEYS = ("title", "measure", "agg", "group_by_1", "group_by_2", "top", "interval", "filters", "chart_type")
+
+
 def _initial(request: HttpRequest) -> dict:
-    """Prefill from the query string (e.g. "save this chart" links)."""
-    keys = ("title", "measure", "agg", "group_by_1", "group_by_2", "top", "interval", "filters", "chart_type")
-    return {k: request.GET[k] for k in keys if k in request.GET}
+    """Prefill from the query string ("Save to a dashboard" on the overview and cost pages)."""
+    return {k: request.GET[k] for k in PREFILL_KEYS if k in request.GET}
+
+
+def _prefill_query(request: HttpRequest) -> str:
+    """The builder fields a "Save to a dashboard" link carries (query string, or the
+    create form's hidden field), passed on unchanged: the builder validates them."""
+    if request.method == "POST":
+        return request.POST.get("prefill", "")[:4000]
+    return urlencode([(k, request.GET[k]) for k in PREFILL_KEYS if k in request.GET])
 
 
 @require_POST

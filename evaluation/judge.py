@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from datetime import time as dtime
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import openai
 import orjson
@@ -48,6 +49,11 @@ SCORE_PREFIX = names.JUDGE_PREFIX
 MAX_ATTEMPTS = 3  # one call + two retries, only on 429 and 5xx
 BACKOFF_SECONDS = 1.0  # doubled per retry; a Retry-After header wins when longer
 MAX_BACKOFF_SECONDS = 20.0
+# A judge call is network-bound on its own queue, but a worker stuck on one endpoint
+# judges nothing else: whole calls are bounded by the project's timeout (at most
+# MAX_TIMEOUT_SECONDS) and connecting by CONNECT_TIMEOUT_SECONDS.
+MAX_TIMEOUT_SECONDS = 120
+CONNECT_TIMEOUT_SECONDS = 5.0
 # An unpriced model with no configured per-call cost still counts against the budget:
 # a cap that never triggers would be worse than a pessimistic one.
 UNPRICED_CALL_USD = Decimal("0.01")
@@ -140,6 +146,26 @@ def judge_settings_get(*, project: Project) -> JudgeSettings:
     )
 
 
+def base_url_validate(base_url: str) -> str:
+    """An http(s) URL with a host and no credentials in it (the page shows the URL back;
+    a key belongs in the encrypted API key field). Blank stays blank (judge not set up)."""
+    url = (base_url or "").strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValidationFailed(
+            "base_url: must be an http:// or https:// URL with a host, e.g. https://api.openai.com/v1.",
+            detail={"base_url": "invalid"},
+        )
+    if parts.username or parts.password:
+        raise ValidationFailed(
+            "base_url: must not hold credentials (user:password@); put the key in the API key field.",
+            detail={"base_url": "credentials"},
+        )
+    return url
+
+
 @transaction.atomic
 def judge_settings_save(
     *,
@@ -165,8 +191,11 @@ def judge_settings_save(
         raise ValidationFailed("sample_rate: must be between 0 and 1.", detail={"sample_rate": "invalid"})
     if daily_budget_usd < 0 or (cost_per_call_usd is not None and cost_per_call_usd < 0):
         raise ValidationFailed("budget: amounts must not be negative.", detail={"daily_budget_usd": "invalid"})
-    if not 1 <= timeout_seconds <= 300:
-        raise ValidationFailed("timeout_seconds: must be between 1 and 300.", detail={"timeout_seconds": "invalid"})
+    if not 1 <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
+        raise ValidationFailed(
+            f"timeout_seconds: must be between 1 and {MAX_TIMEOUT_SECONDS}.", detail={"timeout_seconds": "invalid"}
+        )
+    base_url = base_url_validate(base_url)
     row = JudgeSettings.objects.select_for_update().filter(project=project).first() or JudgeSettings(project=project)
     if clear_api_key:
         row.api_key_encrypted, row.api_key_last4 = "", ""
@@ -433,7 +462,9 @@ def judge_traces(
     )
     # max_retries=0: the client's own retries would also repeat timeouts and 409s; our
     # loop retries only what the issue allows (429, 5xx).
-    client = client_factory(base_url=row.base_url, api_key=api_key, timeout=row.timeout_seconds, max_retries=0)
+    timeout = openai.Timeout(min(row.timeout_seconds, MAX_TIMEOUT_SECONDS),
+                             connect=min(CONNECT_TIMEOUT_SECONDS, row.timeout_seconds))
+    client = client_factory(base_url=row.base_url, api_key=api_key, timeout=timeout, max_retries=0)
     for trace_id in sorted(found):
         texts = found[trace_id]
         for rubric in row.rubrics:

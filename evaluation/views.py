@@ -52,7 +52,8 @@ class JudgeSettingsForm(forms.Form):
                                            help_text="Overrides pricing from token usage (self-hosted models).")
     rubrics = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Rubrics",
                                         choices=[(name, name) for name in judge.RUBRICS])
-    timeout_seconds = forms.FloatField(min_value=1, max_value=300, initial=30, label="Timeout (s)")
+    timeout_seconds = forms.FloatField(min_value=1, max_value=judge.MAX_TIMEOUT_SECONDS, initial=30,
+                                       label="Timeout (s)")
 
 
 @require_http_methods(["GET", "POST"])

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractBaseUser
+
 from projects.selectors import projects_for_user
 
 
 def navigation(request) -> dict:
-    if not getattr(request, "user", None) or not request.user.is_authenticated:
+    # Only a logged-in person has projects to switch between. An API page rendered for a
+    # key-authenticated request (the API docs with `Authorization: Bearer sk-...`) has
+    # DRF's ApiKeyUser as request.user, which no membership can point at.
+    user = getattr(request, "user", None)
+    if not isinstance(user, AbstractBaseUser) or not user.is_authenticated:
         return {}
     access = getattr(request, "access", None)
     return {

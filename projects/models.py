@@ -72,3 +72,21 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class LoginFailure(models.Model):
+    """One failed password check (projects/login_throttle.py counts them)."""
+
+    username = models.CharField(max_length=150)
+    address = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["username", "created_at"], name="loginfail_user_time"),
+            models.Index(fields=["address", "created_at"], name="loginfail_addr_time"),
+            models.Index(fields=["created_at"], name="loginfail_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"failed log-in {self.username!r} from {self.address} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -7,7 +7,7 @@ P = "p/<slug:project_slug>/"
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(P, views.project_root, name="project-root"),
     path(P + "settings/", views.settings_page, name="project-settings"),

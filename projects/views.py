@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from config.errors import DomainError
+from config.errors import DomainError, NotFound
+from projects import login_throttle
 from projects.auth import ProjectAccess
 from projects.models import Membership, Role
 from projects.pages import project_page
@@ -32,6 +34,27 @@ from projects.services import (
 # The session lives server-side (database); Django's message storage would put it in a
 # (signed, not encrypted) cookie first, which is not where a secret belongs.
 NEW_SECRET_SESSION_KEY = "spyglass.new_secret"
+
+
+class LoginView(auth_views.LoginView):
+    """Django's log-in page, refusing with 429 while failed attempts are over the limit
+    (projects/login_throttle.py; its backend also guards the admin's log-in)."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        wait = login_throttle.login_wait_seconds(
+            username=request.POST.get("username", ""), address=login_throttle.client_address(request)
+        )
+        if wait:
+            message = login_throttle.throttled_message(wait)
+            context = self.get_context_data(form=self.get_form_class()(request), throttled=message)
+            response = self.render_to_response(context, status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        login_throttle.login_failures_clear(username=form.get_user().get_username())
+        return super().form_valid(form)
 
 
 @login_required
@@ -96,9 +119,13 @@ def settings_page(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 
 def _run(request: HttpRequest, access: ProjectAccess, action, success: str) -> HttpResponse:
-    """Call a service; report its domain error as a message on the settings page."""
+    """Call a service; report its domain error as a message on the settings page. An id
+    in the URL that is not this project's (a key, a membership) is a 404, as on every
+    other page: another project's ids are not acknowledged."""
     try:
         action()
+    except NotFound as exc:
+        raise Http404(exc.message) from None
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -151,8 +178,7 @@ def member_role(request: HttpRequest, access: ProjectAccess, membership_id: int)
     form = RoleForm(request.POST)
     membership = Membership.objects.filter(project=access.project, pk=membership_id).select_related("user").first()
     if membership is None:
-        messages.error(request, "No such member in this project.")
-        return redirect(_settings_url(access))
+        raise Http404("No such member in this project.")
     if not form.is_valid():
         messages.error(request, _form_errors(form))
         return redirect(_settings_url(access))

@@ -86,6 +86,9 @@ class SlicesResponseSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     satisfaction = serializers.DictField(child=RateSerializer(),
                                          help_text="raw (share of votes) and traffic_weighted (post-stratified).")
+    trends = serializers.JSONField(help_text="Per time bucket (`interval`: hour up to 2 days, else day): "
+                                             "hallucination rate, thumbs-up rate and praised-but-unsupported per "
+                                             "slice, and praised-but-unsupported per prompt version.")
     query = serializers.JSONField()
 
 
@@ -125,6 +128,13 @@ def report_body(report: SliceReport, *, project) -> dict[str, Any]:
         "satisfaction": {
             "raw": {"value": raw.value, "ci": [raw.low, raw.high], "n": raw.n},
             "traffic_weighted": {"value": weighted.value, "ci": [weighted.low, weighted.high], "n": weighted.n},
+        },
+        "trends": {
+            "interval": report.interval,
+            "slices": [{"time": p.time.isoformat(), "slice": p.series, "metric": p.metric, "value": p.value, "n": p.n}
+                       for p in report.trends],
+            "praised_unsupported_by_prompt": [{"time": p.time.isoformat(), "prompt": p.series, "value": p.value,
+                                               "n": p.n} for p in report.prompt_trends],
         },
         "query": {"dimensions": list(dims), "from": report.query.start.isoformat(),
                   "to": report.query.end.isoformat(), "filter": report.query.filter.as_dict(),

@@ -49,6 +49,7 @@ from tracing.models import Trace
 FIXED_DIMENSIONS = ("environment", "model", "prompt", "release", "user_cohort")
 TOP_DEFAULT, TOP2_DEFAULT, TOP_MAX = 10, 5, 50
 LATENCY_SAMPLE = 400
+WORK_MEM = "64MB"
 # Parameters this module reads; everything else is a trace filter (or an error).
 OWN_PARAMS = frozenset({"dimension", "dimension2", "top", "top2", "min_n"})
 PASSTHROUGH = frozenset({"project", "format"})
@@ -251,13 +252,21 @@ def slices_report(*, project: Project, query: SliceQuery) -> SliceReport:
         # planner may estimate one row and pick a nested loop that re-runs the score
         # pivot per trace, turning 1 s into minutes; so nested loops are off for this
         # one statement (transaction-local, put back after).
-        cursor.execute("SELECT current_setting('enable_nestloop')")
-        previous = cursor.fetchone()[0]
-        cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")
+        # work_mem: the statement sorts and hashes a few hundred thousand narrow rows;
+        # with the 4 MB default those sorts spill to disk. Both settings are
+        # transaction-local and put back after.
+        cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('work_mem')")
+        previous = cursor.fetchone()
+        cursor.execute("SELECT set_config('enable_nestloop', 'off', true), set_config('work_mem', %s, true)",
+                       [WORK_MEM])
         cursor.execute(sql, params)
         columns = [c.name for c in cursor.description]
         rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-        cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
+        cursor.execute("SELECT set_config('enable_nestloop', %s, true), set_config('work_mem', %s, true)",
+                       list(previous))
+    for row in rows:
+        pct = row.pop("pct")
+        row["p50"], row["p95"] = (pct[0], pct[1]) if pct else (None, None)
     main = [r for r in rows if r["grp"] == 0]
     by_bucket = [r for r in rows if r["grp"] == 1]
     by_prompt = [r for r in rows if r["grp"] == 2]
@@ -483,6 +492,21 @@ def _report_sql(*, project: Project, query: SliceQuery, interval: str) -> tuple[
                             for m, s in SIGNALS.items())
     signal_counts = ", ".join(f"count(*) FILTER (WHERE p.{m.replace('_rate', '')}) AS {m.replace('_rate', '_x')}"
                               for m in SIGNALS)
+    # Additive counts and sums (the rest of the traffic is the total minus the slice).
+    # The percentiles and the latency sample are computed for the slices only: ordered
+    # aggregates force sorts, which the trend rows (hash-aggregated) do not need.
+    counts = f"""count(*) AS n,
+       count(*) FILTER (WHERE f.err) AS errors,
+       count(*) FILTER (WHERE f.feedback) AS exposed,
+       count(f.thumbs) AS votes, count(*) FILTER (WHERE f.thumbs >= 0.5) AS ups,
+       count(f.rating) AS rating_n, coalesce(sum(f.rating), 0) AS rating_sum,
+       coalesce(sum(f.rating * f.rating), 0) AS rating_sq,
+       count(f.hall) AS hall_n, count(*) FILTER (WHERE f.hall) AS hall_x,
+       count(f.tox) AS tox_n, count(*) FILTER (WHERE f.tox) AS tox_x,
+       {signal_counts.replace('p.', 'f.')},
+       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall IS NOT NULL) AS pu_n,
+       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall) AS pu_x,
+       count(f.cost) AS cost_n, coalesce(sum(f.cost), 0) AS cost_sum, coalesce(sum(f.cost * f.cost), 0) AS cost_sq"""
     sql = f"""
 WITH base AS MATERIALIZED (
   SELECT {columns[0]} AS g1, {g2} AS g2, t.trace_id, hashtext(t.trace_id) AS h,
@@ -506,32 +530,21 @@ piv AS MATERIALIZED (
     AND s.trace_id IN (SELECT trace_id FROM base)
   GROUP BY s.trace_id
 ),
-f AS (
+f AS MATERIALIZED (
   SELECT CASE WHEN b.g1 IN (SELECT g1 FROM k1) THEN b.g1 ELSE %s END AS g1,
          CASE WHEN b.g2 IN (SELECT g2 FROM k2) THEN b.g2 ELSE %s END AS g2,
          b.h, b.bucket, b.prompt, b.latency_ms, b.cost, b.err,
          p.thumbs, p.rating, p.hall, p.tox, {', '.join(m.replace('_rate', '') for m in SIGNALS)}, p.feedback
   FROM base b LEFT JOIN piv p ON p.trace_id = b.trace_id
 )
-SELECT CASE WHEN GROUPING(f.g1, f.g2) = 3 THEN 2 WHEN GROUPING(f.bucket) = 1 THEN 0 ELSE 1 END AS grp,
-       f.g1, f.g2, f.bucket, f.prompt,
-       count(*) AS n,
-       count(*) FILTER (WHERE f.err) AS errors,
-       count(*) FILTER (WHERE f.feedback) AS exposed,
-       count(f.thumbs) AS votes, count(*) FILTER (WHERE f.thumbs >= 0.5) AS ups,
-       count(f.rating) AS rating_n, coalesce(sum(f.rating), 0) AS rating_sum,
-       coalesce(sum(f.rating * f.rating), 0) AS rating_sq,
-       count(f.hall) AS hall_n, count(*) FILTER (WHERE f.hall) AS hall_x,
-       count(f.tox) AS tox_n, count(*) FILTER (WHERE f.tox) AS tox_x,
-       {signal_counts.replace('p.', 'f.')},
-       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall IS NOT NULL) AS pu_n,
-       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall) AS pu_x,
-       count(f.cost) AS cost_n, coalesce(sum(f.cost), 0) AS cost_sum, coalesce(sum(f.cost * f.cost), 0) AS cost_sq,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY f.latency_ms) AS p50,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY f.latency_ms) AS p95,
-       CASE WHEN GROUPING(f.bucket) = 1 THEN (array_agg(f.latency_ms ORDER BY f.h))[1:%s] END AS sample
-FROM f
-GROUP BY GROUPING SETS ((f.g1, f.g2), (f.g1, f.g2, f.bucket), (f.prompt, f.bucket))
+SELECT 0 AS grp, f.g1, f.g2, NULL::timestamptz AS bucket, NULL::text AS prompt, {counts},
+       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY f.latency_ms) AS pct,
+       (array_agg(f.latency_ms ORDER BY f.h))[1:%s] AS sample
+FROM f GROUP BY f.g1, f.g2
+UNION ALL
+SELECT CASE WHEN GROUPING(f.g1) = 1 THEN 2 ELSE 1 END, f.g1, f.g2, f.bucket, f.prompt, {counts},
+       NULL::float8[], NULL::float8[]
+FROM f GROUP BY GROUPING SETS ((f.g1, f.g2, f.bucket), (f.prompt, f.bucket))
 """
     params = [
         *dim_params, *trace_params, *cohort_params,

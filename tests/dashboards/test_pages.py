@@ -288,3 +288,37 @@ def test_cost_projection_says_how_it_is_computed(world):
 def test_cost_page_rejects_a_bad_metadata_key(world):
     response = cost_page(world, "key=" + "k" * 201)
     assert response.status_code == 400 and "<strong>key</strong>" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_draw_the_demo_seeded_through_the_real_sdk_and_ingest(world):
+    """The demo traffic (SDK -> OTLP -> ingest, with feedback) on every page: no chart
+    refused, numbers that agree with the raw rows, cost split by locale."""
+    from demo.seed import seed
+    from tracing.models import Trace
+
+    made = seed(project=world.project, traces=150, days=7)
+    traces = Trace.objects.filter(project=world.project)
+    for path in ("overview/?range=30d", "cost/?range=30d&key=locale", "overview/?range=24h"):
+        response = login(world.viewer).get(f"/p/{world.project.slug}/{path}")
+        assert response.status_code == 200, path
+        html = response.content.decode()
+        assert "query was refused" not in html and "NaN" not in html, path
+    html = overview(world, "range=30d").content.decode()
+    assert big_number(html, "n-traces") == f"{traces.count():,}" == f"{len(made):,}"
+    users = traces.exclude(user_id=None).values("user_id").distinct().count()
+    assert big_number(html, "n-users") == f"{users:,}"
+    cost = login(world.viewer).get(f"/p/{world.project.slug}/cost/?range=30d&key=locale").content.decode()
+    locales = {t.metadata.get("locale") for t in traces if t.cost_usd is not None} - {None}
+    assert set(figure(cost, "by-meta")["data"][0]["x"]) == locales
+
+
+def test_top_users_are_ranked_by_cost_not_by_trace_count(world):
+    # "busy" has 3 cheap traces, "big" one expensive one: big ranks first.
+    start = datetime.now(UTC) - timedelta(hours=3)
+    for i in range(3):
+        TraceFactory(project=world.project, start_time=start + timedelta(minutes=i), user_id="busy",
+                     cost_usd=Decimal("0.01"))
+    TraceFactory(project=world.project, start_time=start, user_id="big", cost_usd=Decimal("5"))
+    bars = figure(overview(world, "range=24h").content.decode(), "top-users")["data"][0]
+    assert bars["y"] == ["big", "busy"] and bars["x"] == [pytest.approx(5), pytest.approx(0.03)]

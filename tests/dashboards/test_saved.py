@@ -152,3 +152,32 @@ def test_charts_keep_their_order(world, board):
     assert (first.position, second.position) == (0, 1)
     html = login(world.viewer).get(f"{base(world)}{board.pk}/").content.decode()
     assert html.index(">A</h2>") < html.index(">B</h2>")
+
+
+def test_a_member_saves_an_overview_chart_to_a_dashboard(world, sample, board):
+    html = login(world.member).get(f"/p/{world.project.slug}/cost/?{WINDOW}&environment=prod").content.decode()
+    link = re.search(r'<a href="([^"]+)" class="save">', card(html, "by-model")).group(1).replace("&amp;", "&")
+    assert link.startswith(base(world) + "?")
+
+    listing = login(world.member).get(link).content.decode()
+    new_url = re.search(rf'<a href="({base(world)}{board.pk}/charts/new/\?[^"]+)">Support quality</a>',
+                        listing).group(1).replace("&amp;", "&")
+    builder = login(world.member).get(new_url).content.decode()
+    assert 'value="cost_usd"' in builder and 'value="model"' in builder and "environment=prod" in builder
+    assert re.search(r'<option value="bar" selected>', builder)
+
+    response = chart_post(world, board, title="By model", measure="cost_usd", agg="sum", group_by_1="model",
+                          top="15", interval="", filters="environment=prod", chart_type="bar")
+    assert response.status_code == 302
+    chart = Chart.objects.get(dashboard=board)
+    assert chart.filters == [["environment", "prod"]] and chart.top == 15
+    # Viewers get no save links.
+    html = login(world.viewer).get(f"/p/{world.project.slug}/cost/?{WINDOW}").content.decode()
+    assert 'class="save"' not in html
+
+
+def test_save_link_to_a_new_dashboard_carries_the_chart(world):
+    prefill = "title=Traces&measure=traces&agg=count&interval=auto&chart_type=line"
+    response = login(world.member).post(base(world), {"name": "Fresh", "prefill": prefill})
+    board = SavedDashboard.objects.get(name="Fresh")
+    assert response["Location"] == f"{base(world)}{board.pk}/charts/new/?{prefill}"

@@ -82,3 +82,42 @@ def test_bad_values_are_refused_by_the_form(world):
     response = browser(world.owner).post(url(world), form(sample_rate="1.5", rubrics=["vibes"]))
     assert response.status_code == 400
     assert not JudgeSettings.objects.filter(project=world.project).exists()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"),
+    [
+        ("ftp://llm.example.com/v1", "must be an http:// or https:// URL"),
+        ("ftps://llm.example.com/v1", "must be an http:// or https:// URL"),
+        ("https://user:sk-secret-in-url@llm.example.com/v1", "must not hold credentials"),
+    ],
+)
+def test_base_url_must_be_http_or_https_without_credentials(world, base_url, message):
+    response = browser(world.owner).post(url(world), form(base_url=base_url))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "base_url" in html and message in html
+    assert not JudgeSettings.objects.filter(project=world.project).exists()
+
+
+def test_timeout_is_bounded_and_connecting_gets_five_seconds(world, monkeypatch):
+    assert browser(world.owner).post(url(world), form(timeout_seconds="121")).status_code == 400
+    with pytest.raises(judge.ValidationFailed, match="timeout_seconds"):
+        judge.judge_settings_save(project=world.project, user=None, enabled=False, base_url="", model="",
+                                  sample_rate=1, daily_budget_usd=judge.Decimal(1), rubrics=[], timeout_seconds=300)
+    assert browser(world.owner).post(url(world), form(timeout_seconds="60")).status_code == 302
+
+    seen = {}
+
+    def factory(**kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here: only the client's settings are under test")
+
+    from tests.helpers import ingest_trace
+
+    trace = ingest_trace(world.project)
+    JudgeSettings.objects.filter(project=world.project).update(sample_rate=1)
+    with pytest.raises(RuntimeError, match="stop here"):
+        judge.judge_traces(project=world.project, trace_ids=[trace.trace_id], client_factory=factory)
+    assert seen["timeout"].read == 60 and seen["timeout"].connect == 5
+    assert seen["api_key"] == API_KEY and seen["max_retries"] == 0

@@ -139,3 +139,15 @@ def test_settings_page_query_count_is_bounded(world, django_assert_max_num_queri
     client = login(world.owner)
     with django_assert_max_num_queries(9):
         assert client.get(url(world)).status_code == 200
+
+
+def test_another_projects_key_or_member_in_my_url_is_404_and_untouched(world):
+    """Found by the route walk (tests/security): these answered 302 with a message."""
+    foreign = Membership.objects.get(project=world.other_project, user=world.outsider)
+    client = login(world.owner)
+    assert client.post(url(world, f"keys/{world.other_key.key.pk}/revoke/")).status_code == 404
+    assert client.post(url(world, f"members/{foreign.pk}/remove/")).status_code == 404
+    assert client.post(url(world, f"members/{foreign.pk}/role/"), {"role": "viewer"}).status_code == 404
+    foreign.refresh_from_db()
+    world.other_key.key.refresh_from_db()
+    assert foreign.role == Role.ADMIN and world.other_key.key.revoked_at is None

@@ -32,6 +32,16 @@ def test_api_answers_the_issue_shape(world, api, planted):
     assert any(f.startswith("locale ja-JP: hallucination rate 30.0%") for f in body["findings"])
     assert body["satisfaction"]["raw"]["n"] == 203
     assert body["query"]["dimensions"] == ["metadata.locale"]
+    # Prompt versions over time: answer@1 is the even i, answer@2 the odd ones, and only
+    # even i ever vote (i % 4 == 0), so only answer@1 has praised answers to judge.
+    by_prompt = body["trends"]["praised_unsupported_by_prompt"]
+    assert {p["prompt"] for p in by_prompt} == {"answer@1"}
+    ja_ups = [i for i in range(200) if i % 4 == 0 and i % 16 != 0]
+    en_ups = [i for i in range(400) if i % 4 == 0 and i % 16 != 0]
+    assert sum(p["n"] for p in by_prompt) == 2 * len(ja_ups) + len(en_ups) + 2  # + it-IT's 2
+    assert body["trends"]["interval"] == "day"
+    assert sum(p["n"] for p in body["trends"]["slices"] if p["slice"] == "locale ja-JP"
+               and p["metric"] == "hallucination_rate") == 200
 
 
 @pytest.mark.parametrize(("params", "field"), [
