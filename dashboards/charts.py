@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -64,6 +64,8 @@ class ChartSpec:
     filter: TraceFilter | None = None  # narrows the page's filter (saved charts)
     ci: str | None = None  # "wilson" (rates) or "t" (means): 95% intervals as error bars
     horizontal: bool = False
+    hide_other: bool = False  # e.g. top users: the folded rest would dwarf every bar
+    keep: int | None = None  # bars: only the `keep` largest values (metrics' top ranks groups by n)
     help: str = ""
 
 
@@ -196,9 +198,20 @@ def explore_filter(base: TraceFilter, *, group: dict[str, str | None], measure: 
 def explorer_url(project: Project, trace_filter: TraceFilter | None, start: datetime, end: datetime) -> str | None:
     if trace_filter is None:
         return None
-    windowed = replace(trace_filter, start_from=start, start_to=end, range=None)
+    rest = replace(trace_filter, start_from=None, start_to=None, range=None).to_query()
+    # Naive UTC ("2025-03-03T01:00:00", which the filter language reads as UTC): the form
+    # the explorer's datetime-local inputs show, so its form keeps the window when edited.
+    window = [("from", _naive_utc(start)), ("to", _naive_utc(end, ceil=True))]
     base = reverse("trace-list", kwargs={"project_slug": project.slug})
-    return f"{base}?{urlencode(windowed.to_query())}"
+    return f"{base}?{urlencode(window + rest)}"
+
+
+def _naive_utc(moment: datetime, *, ceil: bool = False) -> str:
+    """Whole seconds; an exclusive end rounds up so no trace of the window is cut off."""
+    moment = moment.astimezone(UTC).replace(tzinfo=None)
+    if ceil and moment.microsecond:
+        moment += timedelta(seconds=1)
+    return moment.replace(microsecond=0).isoformat()
 
 
 def csv_url(project: Project, query: MetricsQuery) -> str:
@@ -478,8 +491,13 @@ def _build_time(view: ChartView, *, project, spec, window, chart_filter, results
             colour += label != OTHER
     x_title = f"time (UTC, per {interval})"
     barmode = "stack" if spec.chart == "stacked_bar" else ("group" if kind == "bar" else None)
-    view.figure = {"data": traces, "layout": _layout(spec, x_title=x_title, y_title=_y_title(spec, results),
-                                                     unit=unit, barmode=barmode)}
+    layout = _layout(spec, x_title=x_title, y_title=_y_title(spec, results), unit=unit, barmode=barmode)
+    if spec.ci and unit == "stars":
+        # A t interval from two ratings spans far beyond 1-5; keep the axis on the scale.
+        layout["yaxis"]["range"] = [0, 5.5]
+    elif spec.ci and unit == "share":
+        layout["yaxis"]["range"] = [0, 102]
+    view.figure = {"data": traces, "layout": layout}
 
 
 def _build_bars(view: ChartView, *, project, spec, window, chart_filter, results, interval) -> None:
@@ -492,9 +510,15 @@ def _build_bars(view: ChartView, *, project, spec, window, chart_filter, results
     xs, ys, custom, colours, ups, downs = [], [], [], [], [], []
     for i, (series, result) in enumerate(results):
         spread = _spread(project, series, spec, chart_filter, window, None)
-        for point in result.data:
+        points = result.data
+        if spec.keep:
+            points = sorted((p for p in points if p.value is not None), key=lambda p: -p.value)
+            points = [p for p in points if not (spec.hide_other and OTHER in p.group.values())][:spec.keep]
+        for point in points:
             if point.n == 0 and spec.group_by:
                 continue  # a group with traces but no value here (e.g. a user whose traces are unpriced)
+            if spec.hide_other and OTHER in point.group.values():
+                continue
             label = group_label(point.group) if len(results) == 1 else (series.label or measure_label(
                 series.measure, series.agg))
             scale = _scale(result.unit)

@@ -180,7 +180,8 @@ def overview_specs() -> list[ChartSpec]:
                   tuple(Series(_score(s.name), "rate", s.label) for s in signals), chart="bar", interval=None,
                   help="Share of traces after which the user did this (derived from what they did next)."),
         ChartSpec("top-users", "Top users by cost", (Series("cost_usd", "sum"),), chart="bar",
-                  group_by=("user_id",), top=10, interval=None, horizontal=True),
+                  group_by=("user_id",), top=100, interval=None, horizontal=True, hide_other=True, keep=10,
+                  help="The 10 costliest of the 100 users with the most priced traces."),
     ]
 
 
@@ -205,8 +206,9 @@ def cost_specs(metadata_key: str | None) -> list[ChartSpec]:
         ChartSpec("cost-time", "Cost over time by model", cost, chart="stacked_bar", group_by=("model",), top=8),
         ChartSpec("by-model", "By model", cost, chart="bar", group_by=("model",), top=15, interval=None),
         ChartSpec("by-prompt", "By prompt version", cost, chart="bar", group_by=("prompt",), top=15, interval=None),
-        ChartSpec("by-user", "By user (top 15)", cost, chart="bar", group_by=("user_id",), top=15, interval=None,
-                  horizontal=True),
+        ChartSpec("by-user", "By user (top 15)", cost, chart="bar", group_by=("user_id",), top=100, interval=None,
+                  horizontal=True, hide_other=True, keep=15,
+                  help="The 15 costliest of the 100 users with the most priced traces."),
         ChartSpec("by-env", "By environment", cost, chart="bar", group_by=("environment",), top=10, interval=None),
     ]
     if metadata_key:

@@ -17,7 +17,9 @@ value. Adding a bench script? Give it `--smoke` (a few seconds) and one line her
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +32,9 @@ from tests.integration.support import child_env
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 WEIGHTS = BASE_DIR / "evaluation" / "evaluators" / "weights"
-TIMEOUT_S = 240
+# Generous: on this shared 2-core machine under load 10 the slowest script (a web server,
+# a Celery worker loading the embedding model, Postgres) took 4 minutes.
+TIMEOUT_S = 420
 
 # The labelled files live beside the repository (shared/datasets, or SPYGLASS_DATASETS);
 # a bare clone has none, and these scripts are about nothing else.
@@ -38,6 +42,7 @@ NEEDS_DATASETS = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"no labelled 
 
 # (script, extra args after --smoke, regex its figures must match)
 SMOKE = [
+    ("bench/alerts.py", [], r"^\| steady tick p50 / p95 \| \d+ / \d+ \|$"),
     ("bench/dashboards.py", [], r"^\| overview 30 d \(16 queries\) +\| +< 500 \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/dashboard_pages.py", [], r"^\| saved dashboard \(5 charts\) 30 d +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),
@@ -77,16 +82,36 @@ def _script_of(entry) -> str:
     return (entry.values if hasattr(entry, "values") else entry)[0]
 
 
+def _run(argv: list[str]) -> tuple[int | None, str, str]:
+    """Run a script in a session of its own; on timeout, interrupt it first (its clean-up
+    stops the servers it started), then kill whatever of its group is left. Exit status
+    None = timed out."""
+    with subprocess.Popen(argv, cwd=BASE_DIR, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+            return proc.returncode, stdout, stderr
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                stdout, stderr = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                stdout, stderr = proc.communicate()
+            return None, stdout, stderr
+
+
+@pytest.mark.timeout(TIMEOUT_S + 60)
 @pytest.mark.parametrize(("script", "args", "figures"), SMOKE, ids=[_script_of(e) for e in SMOKE])
 def test_bench_script_runs_on_a_tiny_size(script: str, args: list[str], figures: str, tmp_path: Path) -> None:
     weights_before = _weights_digest()
     argv = [sys.executable, script, "--smoke", *(a.replace("{tmp}", str(tmp_path)) for a in args)]
     started = time.monotonic()
-    result = subprocess.run(argv, cwd=BASE_DIR, env=child_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
-    output = (f"{' '.join(argv[1:])}: exit {result.returncode} after {time.monotonic() - started:.0f} s\n"
-              f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}")
-    assert result.returncode == 0, output
-    assert re.search(figures, result.stdout, re.MULTILINE), f"no line matches {figures!r}\n{output}"
+    status, stdout, stderr = _run(argv)
+    output = (f"{' '.join(argv[1:])}: " + (f"exit {status}" if status is not None else "TIMED OUT")
+              + f" after {time.monotonic() - started:.0f} s\nstdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}")
+    assert status == 0, output
+    assert re.search(figures, stdout, re.MULTILINE), f"no line matches {figures!r}\n{output}"
     assert _weights_digest() == weights_before, "a smoke run changed the shipped model files"
 
 

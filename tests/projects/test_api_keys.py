@@ -77,3 +77,28 @@ def test_each_key_gets_distinct_secrets(world):
     b = api_key_create(project=world.project, name="b")
     assert a.secret_key != b.secret_key and a.public_key != b.public_key
     assert a.secret_key.startswith("sk-sg-") and a.public_key.startswith("pk-sg-")
+
+
+def test_revocation_takes_effect_on_the_very_next_request(world):
+    """No cache between the key row and a request: revoked in the settings page, the
+    secret key's next API call and the public key's next feedback are refused."""
+    from django.test import Client
+
+    from tests.helpers import key_client
+
+    api = key_client(world.key.secret_key)
+    assert api.get("/api/v1/traces").status_code == 200  # also sets last_used_at
+    feedback = {"trace_id": "ab" * 16, "name": "thumbs", "value": True}
+    public = Client(HTTP_X_SPYGLASS_PUBLIC_KEY=world.key.public_key)
+    assert public.post("/api/v1/feedback", feedback, content_type="application/json").status_code == 201
+
+    admin = Client()
+    admin.force_login(world.owner)
+    revoke = admin.post(f"/p/{world.project.slug}/settings/keys/{world.key.key.pk}/revoke/")
+    assert revoke.status_code == 302
+
+    response = api.get("/api/v1/traces")
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+    response = public.post("/api/v1/feedback", feedback, content_type="application/json")
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+    assert key_client(world.other_key.secret_key).get("/api/v1/traces").status_code == 200

@@ -97,3 +97,10 @@ def test_limits_come_from_settings(world, settings):
     attempt(client, "owner", "wrong")
     attempt(client, "owner", "wrong")
     assert attempt(client, "owner", "pw-owner").status_code == 429
+
+
+def test_next_may_not_send_the_user_to_another_site(world):
+    response = Client().post(
+        "/login/?next=https://evil.example/steal", {"username": "owner", "password": "pw-owner"}
+    )
+    assert response.status_code == 302 and not response["Location"].startswith("https://evil.example")

@@ -112,6 +112,12 @@ def _otlp_logs(o: dict[str, Any]) -> str:
         "body": {"stringValue": "walk"}}]}]}]})
 
 
+def _alert_rule_form(o: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "walk rule", "measure": "traces", "agg": "count", "window_seconds": "1h", "operator": ">",
+            "alert_threshold": "100", "min_observations": "1", "no_data": "no_data", "cooldown_seconds": "15m",
+            "enabled": "on"}
+
+
 _PROMPT_EDIT = {"template": "Hello {{name}}", "base_version": "1", "commit_message": "walk"}
 
 ROUTES: dict[str, list[Route]] = {
@@ -228,6 +234,22 @@ ROUTES: dict[str, list[Route]] = {
     ],
     "dashboards-chart-delete": _post(page(403, 403, 302, 302), writes=True),
     "dashboards-saved-delete": _post(page(403, 403, 302, 302), writes=True),
+    # --- alerts ---------------------------------------------------------------------------
+    "alerts-list": _get(VIEW),
+    "alerts-new": [Route("GET", MEMBER_PAGE),
+                   Route("POST", page(403, 403, 302, 302), _alert_rule_form, writes=True)],
+    "alerts-history": _get(VIEW),
+    "alerts-states": _get(VIEW),
+    "alerts-rule": [Route("GET", VIEW),
+                    Route("POST", page(403, 403, 302, 302), _alert_rule_form, writes=True)],
+    "alerts-channel-add": _post(page(403, 403, 302, 302), lambda o: {"kind": "email", "target": "walk@example.com"},
+                                writes=True),
+    "alerts-channel-remove": _post(page(403, 403, 302, 302), writes=True),
+    "alerts-test": _post(page(403, 403, 302, 302), writes=True),
+    "alerts-secret": _post(page(403, 403, 302, 302), writes=True),
+    "alerts-delete": _post(page(403, 403, 302, 302), writes=True),
+    "api-alert-rules": _get(API_READ, api=True),
+    "api-alert-events": _get(API_READ, api=True),
     # --- slices and drift ------------------------------------------------------------------
     "api-slices": _get(API_READ, api=True),
     "slices": _get(VIEW),
@@ -286,6 +308,8 @@ KWARGS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "version": lambda o: 1,
     "dashboard_id": lambda o: o["dashboard"].pk,
     "chart_id": lambda o: o["chart"].pk,
+    "rule_id": lambda o: o["alert_rule"].pk,
+    "channel_id": lambda o: o["alert_channel"].pk,
 }
 # Query strings some GET pages need to show their object (diff/compare: two versions).
 QUERY: dict[str, dict[str, str]] = {
@@ -325,6 +349,11 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
     dashboard = dashboard_create(project=project, name=f"board {A_MARKER}", user=users["admin"])
     chart = chart_add(dashboard=dashboard, title=f"chart {A_MARKER}", measure="traces", agg="count", group_by=[],
                       top=10, interval="auto", filters=[], chart_type="line", user=users["admin"])
+    from alerts.services import RuleSpec, channel_add, rule_create
+
+    alert_rule = rule_create(project=project, spec=RuleSpec(name=f"rule {A_MARKER}", measure="traces", agg="count",
+                                                            alert_threshold=100, window_seconds=3600))
+    alert_channel = channel_add(rule=alert_rule, kind="email", target="alpha@example.com")
     prompt_name = "alpha-prompt"
     prompt_version_create(project=project, name=prompt_name, template=f"Hi {{{{name}}}} {A_MARKER}",
                           actor=Actor(user=users["admin"], name="admin-a"), base_version=0)
@@ -342,4 +371,6 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
         "prompt_name": prompt_name,
         "dashboard": dashboard,
         "chart": chart,
+        "alert_rule": alert_rule,
+        "alert_channel": alert_channel,
     }
