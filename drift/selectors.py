@@ -55,8 +55,11 @@ OTHER = "(other)"
 MISSING = "(none)"
 
 # pgvector walk of the confirmation query (see evaluation.selectors for the settings).
+# The walk meets the topic's own current inputs first (they are nearest) and checks each
+# against the baseline window; 2,000 rows bound that cost. A walk that meets no baseline
+# row within them means the topic's neighbourhood is all current traffic: new.
 HNSW_EF_SEARCH = 100
-HNSW_MAX_SCAN_TUPLES = 20_000
+HNSW_MAX_SCAN_TUPLES = 2_000
 
 NUMERIC_FEATURES = (
     # (name, label, unit, group)
@@ -87,25 +90,26 @@ class Window:
 
 
 @dataclass
-class WindowSample:
-    traces: int  # traces in the window
-    sampled: int  # traces read
-    numeric: dict[str, np.ndarray] = field(default_factory=dict)
-    categorical: dict[str, Counter] = field(default_factory=dict)
-
-
-@dataclass
 class EmbeddingSample:
     trace_ids: list[str]
     vectors: np.ndarray
     texts: list[str]
 
 
-def _hash_below(fraction: float) -> tuple[str, list]:
-    """SQL condition keeping about `fraction` of traces, the same ones every time."""
-    if fraction >= 1:
-        return "TRUE", []
-    return "(hashtextextended(t.trace_id, 0) & 2147483647) < %s", [int(fraction * 2147483647)]
+@dataclass
+class WindowSample:
+    traces: int  # traces in the window
+    sampled: int  # traces read for the features
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, Counter] = field(default_factory=dict)
+    embeddings: EmbeddingSample | None = None
+
+
+_SCALE = 2147483647  # the hash below is masked to [0, 2^31)
+
+
+def _hash_cut(fraction: float) -> int:
+    return _SCALE if fraction >= 1 else int(fraction * _SCALE)
 
 
 def window_trace_count(*, project: Project, window: Window) -> int:
@@ -118,13 +122,22 @@ def window_trace_count(*, project: Project, window: Window) -> int:
         return cursor.fetchone()[0]
 
 
-def window_sample(*, project: Project, window: Window, limit: int = FEATURE_SAMPLE) -> WindowSample:
-    """Up to `limit` traces of the window with their numeric and categorical features and
-    quality outcomes (one query; scores through one index look-up per sampled trace)."""
+def window_sample(*, project: Project, window: Window, limit: int = FEATURE_SAMPLE,
+                  embeddings: int = EMBEDDING_SAMPLE) -> WindowSample:
+    """About `limit` traces of the window with their numeric and categorical features and
+    quality outcomes, and up to `embeddings` input embeddings with the inputs' first
+    TEXT_CHARS characters (for topic labels).
+
+    One scan of the window: a trace is in the feature sample when the hash of its id is
+    below one cut, in the embedding sample when below another, so the samples are nested
+    and the window's rows are read once (reading them is most of the cost). Scores come
+    through one index look-up per feature-sampled trace, the embedding through one per
+    embedding-sampled trace."""
     total = window_trace_count(project=project, window=window)
-    # Aim a little under the limit so the hash sample is rarely cut by LIMIT (which would
-    # keep the earliest rows in scan order, not a spread).
-    condition, condition_params = _hash_below(0.95 * limit / total if total > limit else 1.0)
+    # Aim a little under the limit, and over the embedding count (not every trace has an
+    # embedding yet): the cuts are fractions of the window's count.
+    feature_cut = _hash_cut(0.95 * limit / total if total else 1.0)
+    embedding_cut = _hash_cut(1.2 * embeddings / total if total else 1.0)
     flag = ("CASE WHEN jsonb_typeof(s.metadata -> 'flagged') = 'boolean' THEN (s.metadata ->> 'flagged')::boolean "
             "ELSE s.value >= %s END")
     score_columns, score_params, wanted = [], [], []
@@ -134,25 +147,54 @@ def window_sample(*, project: Project, window: Window, limit: int = FEATURE_SAMP
         score_columns.append(f"bool_or({expression}) FILTER (WHERE s.name IN ({placeholders}))")
         score_params += ([_FLAG_THRESHOLD] if meaning == "flagged" else []) + list(score_names)
         wanted += score_names
+    # The conditions on t.h inside the lateral subqueries reference only the outer row, so
+    # Postgres runs each look-up only for the rows that pass them (a one-time filter).
     sql = f"""
-        SELECT char_length(t.input), char_length(t.output), t.input_tokens, t.output_tokens, t.latency_ms,
-               t.cost_usd::float8, t.model, t.prompt_name, t.prompt_version, t.environment, t.metadata,
-               {", ".join(f"q.s{i}" for i in range(len(SCORE_FEATURES)))}
-        FROM {Trace._meta.db_table} t
+        SELECT t.h < %s, t.trace_id, char_length(t.input), char_length(t.output), t.input_tokens,
+               t.output_tokens, t.latency_ms, t.cost_usd::float8, t.model, t.prompt_name, t.prompt_version,
+               t.environment, t.metadata, {", ".join(f"q.s{i}" for i in range(len(SCORE_FEATURES)))},
+               e.embedding, left(coalesce(t.input, ''), %s)
+        FROM (
+            SELECT t.*, (hashtextextended(t.trace_id, 0) & {_SCALE}) AS h
+            FROM {Trace._meta.db_table} t
+            WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s
+        ) t
         LEFT JOIN LATERAL (
             SELECT {", ".join(f"{col} AS s{i}" for i, col in enumerate(score_columns))}
             FROM {Score._meta.db_table} s
-            WHERE s.project_id = t.project_id AND s.trace_id = t.trace_id
+            WHERE t.h < %s AND s.project_id = t.project_id AND s.trace_id = t.trace_id
               AND s.name IN ({", ".join(["%s"] * len(wanted))})
         ) q ON TRUE
-        WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s AND {condition}
-        LIMIT %s
+        LEFT JOIN LATERAL (
+            SELECT e.embedding FROM {TraceEmbedding._meta.db_table} e
+            WHERE t.h < %s AND e.project_id = t.project_id AND e.trace_id = t.trace_id AND e.span_id = ''
+              AND e.kind = %s
+        ) e ON TRUE
+        WHERE t.h < %s
     """
-    params = [*score_params, *wanted, project.pk, window.start, window.end, *condition_params, limit]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    params = [feature_cut, TEXT_CHARS, project.pk, window.start, window.end, *score_params, feature_cut, *wanted,
+              embedding_cut, EmbeddingKind.INPUT, max(feature_cut, embedding_cut)]
+    connection.ensure_connection()
+    # A plain (server-side binding) cursor with binary results: Django's client-side cursors
+    # cannot return binary, and parsing 384 decimals a row from text cost ~0.3 ms a row.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    return _sample_from_rows(rows, total=total)
+    sample = _sample_from_rows([r[2:-2] for r in rows if r[0]], total=total)
+    sample.embeddings = _embedding_sample([(r[1], r[-2], r[-1]) for r in rows if r[-2] is not None], embeddings)
+    return sample
+
+
+def _embedding_sample(rows: list[tuple], limit: int) -> EmbeddingSample:
+    """`limit` of the rows (trace id, raw vector, text), the same ones on every call."""
+    rows = sorted(rows)[:limit]
+    if not rows:
+        return EmbeddingSample([], np.zeros((0, DIMENSIONS), dtype=np.float32), [])
+    # pgvector's binary form: int16 dimensions, int16 unused, then big-endian float4s;
+    # every row decoded by numpy at once.
+    raw = b"".join(bytes(r[1])[4:] for r in rows)
+    vectors = np.frombuffer(raw, dtype=">f4").astype(np.float32).reshape(len(rows), DIMENSIONS)
+    return EmbeddingSample([r[0] for r in rows], vectors, [r[2] for r in rows])
 
 
 def _category(value) -> str:
@@ -229,35 +271,6 @@ def _vector_cursor() -> Iterator[Any]:
     with connection.connection.cursor() as cursor:
         register_vector_info(cursor, TypeInfo.fetch(connection.connection, "vector"))
         yield cursor
-
-
-def embedding_sample(*, project: Project, window: Window, limit: int, traces: int) -> EmbeddingSample:
-    """Up to `limit` input embeddings (the trace's own, not its spans') of traces in the
-    window, with the first TEXT_CHARS characters of each input (for topic labels)."""
-    condition, condition_params = _hash_below(1.2 * limit / traces if traces > limit else 1.0)
-    sql = f"""
-        SELECT t.trace_id, e.embedding, left(coalesce(t.input, ''), %s)
-        FROM {Trace._meta.db_table} t
-        JOIN {TraceEmbedding._meta.db_table} e
-          ON e.project_id = t.project_id AND e.trace_id = t.trace_id AND e.span_id = '' AND e.kind = %s
-        WHERE t.project_id = %s AND t.start_time >= %s AND t.start_time < %s AND {condition}
-        ORDER BY t.trace_id
-        LIMIT %s
-    """
-    connection.ensure_connection()
-    # A plain (server-side binding) cursor, results in binary: Django's client-side cursors
-    # cannot return binary, and parsing 384 decimals a row from text cost ~0.3 ms a row.
-    # No vector loader: the raw pgvector binary (int16 dims, int16 unused, float4 big-endian
-    # values) of every row is decoded at once by numpy below.
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, [TEXT_CHARS, EmbeddingKind.INPUT, project.pk, window.start, window.end,
-                             *condition_params, limit], binary=True)
-        rows = cursor.fetchall()
-    if not rows:
-        return EmbeddingSample([], np.zeros((0, DIMENSIONS), dtype=np.float32), [])
-    raw = b"".join(bytes(r[1])[4:] for r in rows)
-    vectors = np.frombuffer(raw, dtype=">f4").astype(np.float32).reshape(len(rows), DIMENSIONS)
-    return EmbeddingSample([r[0] for r in rows], vectors, [r[2] for r in rows])
 
 
 def nearest_baseline_distance(*, project: Project, window: Window, vector: np.ndarray) -> float | None:
@@ -368,7 +381,8 @@ def _categorical_feature(name, label, group, kind, b: Counter, c: Counter, *, ye
 
 
 def drift_report(*, project: Project, baseline: Window, current: Window) -> DriftReport:
-    b, c = window_sample(project=project, window=baseline), window_sample(project=project, window=current)
+    b = window_sample(project=project, window=baseline, embeddings=REFERENCE_SAMPLE)
+    c = window_sample(project=project, window=current, embeddings=EMBEDDING_SAMPLE)
     features = [_numeric_feature(name, label, unit, group, b.numeric[name], c.numeric[name])
                 for name, label, unit, group in NUMERIC_FEATURES]
     for name, label, group in (("model", "Model", "release"), ("prompt", "Prompt version", "release"),
@@ -381,8 +395,7 @@ def drift_report(*, project: Project, baseline: Window, current: Window) -> Drif
     for name, label, _, meaning in SCORE_FEATURES:
         features.append(_categorical_feature(name, label, "quality", "rate", b.categorical[name],
                                              c.categorical[name], yes=_YES_NO[meaning][0]))
-    embedding, topics = _inputs_by_meaning(project=project, baseline=baseline, current=current,
-                                           baseline_traces=b.traces, current_traces=c.traces)
+    embedding, topics = _inputs_by_meaning(project=project, baseline=baseline, ref=b.embeddings, cur=c.embeddings)
     return DriftReport(baseline, current, b.traces, c.traces, b.sampled, c.sampled, features, embedding, topics)
 
 
@@ -400,10 +413,8 @@ def _examples(members: list[int], sample: EmbeddingSample) -> list[dict]:
     return out
 
 
-def _inputs_by_meaning(*, project: Project, baseline: Window, current: Window, baseline_traces: int,
-                       current_traces: int) -> tuple[stats.EmbeddingDrift, list[TopicReport]]:
-    ref = embedding_sample(project=project, window=baseline, limit=REFERENCE_SAMPLE, traces=baseline_traces)
-    cur = embedding_sample(project=project, window=current, limit=EMBEDDING_SAMPLE, traces=current_traces)
+def _inputs_by_meaning(*, project: Project, baseline: Window, ref: EmbeddingSample,
+                       cur: EmbeddingSample) -> tuple[stats.EmbeddingDrift, list[TopicReport]]:
     embedding = stats.embedding_drift(ref.vectors, cur.vectors)
     if len(ref.trace_ids) == 0 or len(cur.trace_ids) < stats.MIN_TOPIC_SIZE:
         return embedding, []

@@ -226,7 +226,8 @@ def nearest_distances(current: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     """Cosine distance from each current vector to its nearest baseline vector."""
     c = current / np.maximum(np.linalg.norm(current, axis=1, keepdims=True), 1e-12)
     b = baseline / np.maximum(np.linalg.norm(baseline, axis=1, keepdims=True), 1e-12)
-    return 1 - (c @ b.T).max(axis=1)
+    with threadpool_limits(1):  # see embedding_drift
+        return 1 - (c @ b.T).max(axis=1)
 
 
 def far_clusters(current: np.ndarray, distances: np.ndarray) -> list[Topic]:
@@ -242,7 +243,8 @@ def far_clusters(current: np.ndarray, distances: np.ndarray) -> list[Topic]:
         clustering = AgglomerativeClustering(
             n_clusters=None, metric="cosine", linkage="average", distance_threshold=CLUSTER_DISTANCE
         )
-        labels = clustering.fit_predict(current[far])
+        with threadpool_limits(1):
+            labels = clustering.fit_predict(current[far])
     topics = []
     for label in np.unique(labels):
         members = far[labels == label]

@@ -85,9 +85,10 @@ def test_only_the_project_and_the_windows_are_read(planted, world):
 
 
 def test_large_windows_are_sampled_to_the_limit(planted, world):
-    sample = selectors.window_sample(project=world.project, window=CURRENT, limit=50)
+    sample = selectors.window_sample(project=world.project, window=CURRENT, limit=50, embeddings=20)
     assert sample.traces == 120
-    assert 30 <= sample.sampled <= 50
+    assert 25 <= sample.sampled <= 75  # a hash cut at 0.95 x 50 / 120 of the traces
+    assert 10 <= len(sample.embeddings.trace_ids) <= 20  # 1.2 x 20 / 120 of the traces, cut to 20
     # The same traces on every call.
     again = selectors.window_sample(project=world.project, window=CURRENT, limit=50)
     assert sample.numeric["latency_ms"].tolist() == again.numeric["latency_ms"].tolist()
