@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -198,9 +198,20 @@ def explore_filter(base: TraceFilter, *, group: dict[str, str | None], measure: 
 def explorer_url(project: Project, trace_filter: TraceFilter | None, start: datetime, end: datetime) -> str | None:
     if trace_filter is None:
         return None
-    windowed = replace(trace_filter, start_from=start, start_to=end, range=None)
+    rest = replace(trace_filter, start_from=None, start_to=None, range=None).to_query()
+    # Naive UTC ("2025-03-03T01:00:00", which the filter language reads as UTC): the form
+    # the explorer's datetime-local inputs show, so its form keeps the window when edited.
+    window = [("from", _naive_utc(start)), ("to", _naive_utc(end, ceil=True))]
     base = reverse("trace-list", kwargs={"project_slug": project.slug})
-    return f"{base}?{urlencode(windowed.to_query())}"
+    return f"{base}?{urlencode(window + rest)}"
+
+
+def _naive_utc(moment: datetime, *, ceil: bool = False) -> str:
+    """Whole seconds; an exclusive end rounds up so no trace of the window is cut off."""
+    moment = moment.astimezone(UTC).replace(tzinfo=None)
+    if ceil and moment.microsecond:
+        moment += timedelta(seconds=1)
+    return moment.replace(microsecond=0).isoformat()
 
 
 def csv_url(project: Project, query: MetricsQuery) -> str:

@@ -110,6 +110,21 @@ def register_prompts(project: Project) -> None:
         )
 
 
+def register_alert_rules(project: Project) -> None:
+    """Two alert rules to show the Alerts pages (once per project; no channels, so nothing is sent)."""
+    from alerts.models import AlertRule
+    from alerts.services import RuleSpec, rule_create
+
+    if AlertRule.objects.filter(project=project).exists():
+        return
+    rule_create(project=project, spec=RuleSpec(
+        name="Cost per user, rolling 24 h", measure="cost_usd", agg="sum", group_by="user_id",
+        window_seconds=86400, warning_threshold=0.02, alert_threshold=0.05, no_data="ok", cooldown_seconds=3600))
+    rule_create(project=project, spec=RuleSpec(
+        name="Error rate, last hour", measure="errors", agg="rate", window_seconds=3600, warning_threshold=0.05,
+        alert_threshold=0.1, min_observations=5))
+
+
 def _messages_json(parts: list[tuple[str, str]]) -> str:
     return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in parts])
 
@@ -133,6 +148,7 @@ def seed(
     """Create about `traces` traces over the last `days` days; returns what was made."""
     rng = random.Random(seed_value)
     register_prompts(project)
+    register_alert_rules(project)
     provider = TracerProvider(resource=Resource.create({
         "service.name": "acme-support-bot",
         "service.version": "2026.11.2",

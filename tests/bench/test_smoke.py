@@ -42,6 +42,7 @@ NEEDS_DATASETS = pytest.mark.skipif(not DATASETS.is_dir(), reason=f"no labelled 
 
 # (script, extra args after --smoke, regex its figures must match)
 SMOKE = [
+    ("bench/alerts.py", [], r"^\| steady tick p50 / p95 \| \d+ / \d+ \|$"),
     ("bench/dashboards.py", [], r"^\| overview 30 d \(16 queries\) +\| +< 500 \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/dashboard_pages.py", [], r"^\| saved dashboard \(5 charts\) 30 d +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),

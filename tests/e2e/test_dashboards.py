@@ -69,6 +69,9 @@ def test_overview_draws_charts_and_a_bar_opens_the_filtered_explorer(page, world
     query = parse_qs(urlsplit(page.url).query)
     assert query["prompt"] == ["support"] and query["prompt_version"] == ["2"] and "from" in query
     expect(page.locator("table.traces tbody tr")).to_have_count(5)
+    # The explorer's own form holds the bucket, so editing a filter there keeps the window.
+    expect(page.locator("#f-from")).to_have_value(query["from"][0])
+    expect(page.locator("#f-to")).to_have_value(query["to"][0])
 
 
 def test_cost_page_bar_by_model_opens_the_explorer(page, world, traffic):
