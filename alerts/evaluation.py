@@ -202,9 +202,11 @@ def rule_evaluate(rule: AlertRule, *, now: datetime) -> list[int]:
         states = {s.group_key: s for s in AlertState.objects.select_for_update().filter(rule=rule)}
         channels = list(rule.channels.all())
         seen: set[str] = set()
+        changed: list[AlertState] = []
+        gone: list[int] = []
         for obs in observations:
             seen.add(obs.group_key)
-            deliveries += _apply(rule, states.get(obs.group_key), obs, now=now, channels=channels)
+            deliveries += _apply(rule, states.get(obs.group_key), obs, now=now, channels=channels, out=changed)
         empty = 0.0 if rule.agg == "count" else None
         for key, state in states.items():
             if key in seen:
@@ -213,9 +215,14 @@ def rule_evaluate(rule: AlertRule, *, now: datetime) -> list[int]:
             obs = Observation(key, state.group, empty, 0)
             new = state_for(rule, value=obs.value, n=0)
             if rule.group_by and new not in FIRING and state.state not in FIRING and state.notified_state not in FIRING:
-                state.delete()  # nothing to tell: forget it, so states stay bounded by the watched groups
+                gone.append(state.pk)  # nothing to tell: forget it, so states stay bounded by the watched groups
                 continue
-            deliveries += _apply(rule, state, obs, now=now, channels=channels)
+            deliveries += _apply(rule, state, obs, now=now, channels=channels, out=changed)
+        # One statement per kind of write, not one per group (a per-user rule has 100 groups).
+        if gone:
+            AlertState.objects.filter(pk__in=gone).delete()
+        AlertState.objects.bulk_create([s for s in changed if s.pk is None])
+        AlertState.objects.bulk_update([s for s in changed if s.pk is not None], _STATE_FIELDS)
         AlertRule.objects.filter(pk=rule.pk).update(evaluated_at=now, last_error="", unwatched_n=unwatched)
     if deliveries:
         from alerts.tasks import deliveries_enqueue
@@ -225,8 +232,13 @@ def rule_evaluate(rule: AlertRule, *, now: datetime) -> list[int]:
     return deliveries
 
 
+_STATE_FIELDS = ["state", "since", "value", "n", "evaluated_at", "notified_state", "notified_at"]
+
+
 def _apply(rule: AlertRule, state: AlertState | None, obs: Observation, *, now: datetime,
-           channels: list) -> list[int]:
+           channels: list, out: list[AlertState]) -> list[int]:
+    """Decide one group's state (appended to `out`, written by the caller in bulk),
+    record a change and queue its notification; returns the deliveries made."""
     new = state_for(rule, value=obs.value, n=obs.n)
     if state is None:
         if rule.group_by and new == State.NO_DATA:
@@ -264,5 +276,5 @@ def _apply(rule: AlertRule, state: AlertState | None, obs: Observation, *, now: 
         made = AlertDelivery.objects.bulk_create([AlertDelivery(channel=c, event=event, body=body) for c in channels])
         deliveries = [d.pk for d in made]
         state.notified_state, state.notified_at = state.state, now
-    state.save()
+    out.append(state)
     return deliveries

@@ -231,7 +231,7 @@ class PageCounts:
         self._all: int | None = None
         self._filtered: int | None = None
 
-    def _count(self, trace_filter: TraceFilter) -> int:
+    def count(self, trace_filter: TraceFilter) -> int:
         query = MetricsQuery(measure="traces", agg="count", start=self.window.start, end=self.window.end,
                              filter=trace_filter)
         return sum(p.n for p in selectors.metrics_query(project=self.project, query=query).data)
@@ -239,13 +239,13 @@ class PageCounts:
     @property
     def all(self) -> int:
         if self._all is None:
-            self._all = self._count(TraceFilter())
+            self._all = self.count(TraceFilter())
         return self._all
 
     @property
     def filtered(self) -> int:
         if self._filtered is None:
-            self._filtered = self.all if self.window.filter.is_empty() else self._count(self.window.filter)
+            self._filtered = self.all if self.window.filter.is_empty() else self.count(self.window.filter)
         return self._filtered
 
 
@@ -255,7 +255,7 @@ def empty_reason(spec: ChartSpec, counts: PageCounts, chart_filter: TraceFilter)
     span = f"{window.start:%Y-%m-%d %H:%M} – {window.end:%Y-%m-%d %H:%M} UTC"
     if counts.all == 0:
         return f"No traces in this window ({span}). Pick a longer range, or check that traces are being sent."
-    if counts.filtered == 0 or (chart_filter != window.filter and counts._count(chart_filter) == 0):
+    if counts.filtered == 0 or (chart_filter != window.filter and counts.count(chart_filter) == 0):
         return (f"The filter excludes every trace in this window ({counts.all:,} traces without it). "
                 "Loosen or clear the filter.")
     measures = {s.measure for s in spec.series}

@@ -20,7 +20,16 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from dashboards import selectors
-from dashboards.charts import ChartSpec, PageCounts, Series, Window, auto_interval, chart_render, format_value
+from dashboards.charts import (
+    ChartSpec,
+    PageCounts,
+    Series,
+    Window,
+    auto_interval,
+    chart_render,
+    explorer_url,
+    format_value,
+)
 from dashboards.metrics import METADATA_PREFIX, SCORE_PREFIX, _dimension_problem
 from explorer.filters import RANGES, FilterError, TraceFilter
 from projects.auth import ProjectAccess
@@ -76,11 +85,7 @@ def page_state(request: HttpRequest, *, now: datetime | None = None) -> PageStat
         start, end, key = now - RANGES[DEFAULT_RANGE], now, DEFAULT_RANGE
     trace_filter = replace(parsed, start_from=None, start_to=None, range=None)
     window = Window(start=start, end=end, interval=auto_interval(start, end), filter=trace_filter, range_key=key)
-    return PageState(window, {}, _link_params(parsed), extra)
-
-
-def _link_params(parsed: TraceFilter) -> list[tuple[str, str]]:
-    return parsed.to_query()
+    return PageState(window, {}, parsed.to_query(), extra)
 
 
 def _query_without(params: list[tuple[str, str]], *drop: str) -> str:
@@ -121,8 +126,6 @@ def _extra_query(state: PageState) -> str:
 
 
 def _explore(access: ProjectAccess, state: PageState) -> str:
-    from dashboards.charts import explorer_url
-
     window = state.window
     return explorer_url(access.project, window.filter, window.start, window.end) or ""
 

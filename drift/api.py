@@ -44,7 +44,8 @@ class WindowSerializer(serializers.Serializer):
     to = serializers.DateTimeField()
     traces = serializers.IntegerField(help_text="Traces in the window.")
     sampled = serializers.IntegerField(
-        help_text=f"Traces read for the features (all of them up to {selectors.FEATURE_SAMPLE:,}).")
+        help_text=f"Traces read for the features: all of them up to {selectors.FEATURE_SAMPLE:,}, "
+                  "else a hash sample of about that many.")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

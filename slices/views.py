@@ -20,6 +20,7 @@ from slices.selectors import FIXED_DIMENSIONS, METRICS, SliceError
 
 PAGE_RANGES = ("24h", "7d", "30d")
 DEFAULT_RANGE = "30d"
+PICKER_WINDOW = timedelta(days=7)
 # The page's own parameters, beside SliceQuery's.
 PAGE_PARAMS = ("format",)
 
@@ -32,9 +33,16 @@ def slices_page(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     if not ({"from", "to", "range"} & params.keys()):
         params["range"] = [DEFAULT_RANGE]
     now = timezone.now()
-    dimensions = [d.name for d in metric_dimensions(project=access.project, start=now - timedelta(days=30), end=now)
+    # The picker lists the metadata keys of the last 7 days: listing them reads every
+    # trace's metadata in the window, and 30 days of a large project would cost as much
+    # as the report itself. A key chosen by URL is kept even if it is older.
+    dimensions = [d.name for d in metric_dimensions(project=access.project, start=now - PICKER_WINDOW, end=now)
                   if d.name.startswith("metadata.")]
     params.setdefault("dimension", ["metadata.locale" if "metadata.locale" in dimensions else "model"])
+    for key in ("dimension", "dimension2"):
+        chosen = params.get(key, [""])[0]
+        if chosen.startswith("metadata.") and chosen not in dimensions:
+            dimensions.append(chosen)
     context = {
         "dimension_choices": [*dimensions, *FIXED_DIMENSIONS],
         "chosen": {key: values[0] for key, values in params.items()},

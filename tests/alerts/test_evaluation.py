@@ -278,3 +278,17 @@ def test_query_count_of_one_evaluation_is_bounded(world, hook, django_assert_max
     with django_assert_max_num_queries(80):
         rule_evaluate(r, now=NOW)
     assert AlertDelivery.objects.count() == 20
+
+
+def test_a_steady_evaluation_writes_all_groups_in_a_few_statements(world, django_assert_max_num_queries):
+    p = world.project
+    r = rule(p, group_by="user_id", min_observations=1, alert_threshold=100)
+    for i in range(40):
+        trace(p, -1, user=f"user-{i}")
+    r = AlertRule.objects.select_related("project").get(pk=r.pk)
+    rule_evaluate(r, now=NOW)
+    assert AlertState.objects.filter(rule=r).count() == 40
+    # The metrics query, the locked read, channels, one bulk update, the rule: not one write per group.
+    with django_assert_max_num_queries(15):  # 13 here (savepoints and the rollup status included)
+        rule_evaluate(r, now=at(1))
+    assert set(AlertState.objects.filter(rule=r).values_list("evaluated_at", flat=True)) == {at(1)}

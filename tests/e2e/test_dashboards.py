@@ -45,12 +45,16 @@ def click_first_bar(page, chart_id: str) -> None:
     """Hover then click the middle of the chart's first bar, as a mouse would (plotly
     picks the point under the pointer on its drag layer, not on the bar element)."""
     expect(page.locator(f"#{chart_id}")).to_have_attribute("data-rendered", "true")
+    # Panels loaded after the page (the overview's alert states) move the charts: let
+    # them land before taking coordinates.
+    expect(page.get_by_text("Loading alert states")).to_have_count(0)
     bar = page.locator(f"#{chart_id} g.point path").first
     expect(bar).to_be_visible()
     bar.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
     box = bar.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
+    expect(page.locator(f"#{chart_id} .hoverlayer .hovertext")).to_be_visible()  # the pointer is on the bar
     page.mouse.click(x, y)
 
 

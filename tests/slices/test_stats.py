@@ -69,6 +69,16 @@ def test_fisher_exact_is_used_for_small_counts_and_matches_the_hypergeometric_su
     assert p == pytest.approx(0.04851, abs=1e-5)
 
 
+@pytest.mark.parametrize("table", [(1, 10, 10, 20), (0, 40, 9, 60), (3, 5, 2, 300), (2, 90000, 30, 160000),
+                                   (7, 8, 1, 9)])
+def test_fisher_exact_matches_scipy(table):
+    from scipy.stats import fisher_exact
+
+    x1, n1, x2, n2 = table
+    expected = fisher_exact([[x1, n1 - x1], [x2, n2 - x2]], alternative="two-sided")[1]
+    assert stats.fisher_exact_p(*table) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
 def test_large_counts_use_the_pooled_z_test():
     # 30/100 vs 20/100: pooled .25, se = sqrt(.25*.75*(2/100)) = .061237, z = 1.63299.
     p, test = stats.two_proportion_test(30, 100, 20, 100)
