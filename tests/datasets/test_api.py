@@ -70,7 +70,7 @@ def test_items_make_versions_and_old_versions_stay_readable(world, api):
     dataset = services.Dataset.objects.get(name="golden")
     victim = DatasetItem.objects.get(dataset=dataset, input="Another")
     services.items_remove(dataset=dataset, item_ids=[victim.pk])
-    assert [i["input"] for i in _items(api, version=1)["items"]][0] == "What is the refund policy?"
+    assert _items(api, version=1)["items"][0]["input"] == "What is the refund policy?"
     assert len(_items(api, version=1)["items"]) == 2
     assert len(_items(api, version=2)["items"]) == 3
     assert len(_items(api)["items"]) == 2  # version 3: "Another" removed
