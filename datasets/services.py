@@ -25,6 +25,8 @@ from tracing.models import Span, SpanKind, Trace
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ROLES = ("system", "developer", "user", "assistant", "tool")
+# Page paths under /p/<project>/datasets/ that a dataset name would shadow.
+RESERVED_NAMES = frozenset({"add", "add-trace"})
 MAX_ITEMS_PER_CALL = 10_000
 FILTER_CAP_DEFAULT = 1_000
 FILTER_CAP_MAX = 50_000
@@ -62,6 +64,8 @@ def dataset_create(*, project: Project, name: str, description: str = "", user: 
         raise ValidationFailed(
             f"name: {name!r} must be 1-200 letters, digits, '.', '_' or '-', starting with a letter or digit",
             detail={"name": ["1-200 letters, digits, '.', '_' or '-', starting with a letter or digit"]})
+    if name in RESERVED_NAMES:
+        raise ValidationFailed(f"name: {name!r} is reserved (a page's address)", detail={"name": ["reserved"]})
     try:
         with transaction.atomic():
             dataset = Dataset.objects.create(project=project, name=name, description=description,

@@ -294,6 +294,18 @@ ROUTES: dict[str, list[Route]] = {
               data=lambda o: json.dumps({"items": [{"input": "walk"}]})),
     ],
     "api-dataset-export": _get(API_READ, api=True),
+    "datasets-list": [Route("GET", VIEW),
+                      Route("POST", page(403, 403, 302, 302), lambda o: {"name": "walk-dataset"}, writes=True)],
+    "datasets-detail": _get(VIEW),
+    "datasets-split": _post(page(403, 403, 302, 302), lambda o: {"test_fraction": "0.2"}, writes=True),
+    # No file: the page says so and changes nothing (a real upload is tested in tests/datasets).
+    "datasets-upload": _post(page(403, 403, 302, 302)),
+    "datasets-bulk-add": [Route("GET", MEMBER_PAGE),
+                          Route("POST", page(403, 403, 302, 302), lambda o: {"new_name": "walk-bulk"},
+                                writes=True)],
+    "datasets-add-trace": [Route("GET", MEMBER_PAGE),
+                           Route("POST", page(403, 403, 302, 302), lambda o: {"new_name": "walk-trace"},
+                                 writes=True)],
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
