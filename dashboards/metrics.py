@@ -2,6 +2,7 @@
 
     MetricsQuery.parse(params, now=..., max_hourly_window=...)  ->  MetricsQuery
     metrics_query(project=..., query=...)                       ->  MetricsResult
+    metrics_queries(project=..., queries=[...])                 ->  list[MetricsResult]
     metric_dimensions(project=..., start=..., end=...)          ->  list[Dimension]
     metadata_dimensions(project=..., start=..., end=...)        ->  list[Dimension]
 
@@ -647,31 +648,60 @@ def metrics_query(*, project: Project, query: MetricsQuery) -> MetricsResult:
     answer it (dashboards/rollups.py: whole processed hours, raw rows for the rest),
     else from the raw tables. `source` says which; `approximate` is True when a
     percentile came from histograms (within rollups.HIST_ERROR, relative)."""
-    query.check(max_hourly_window=timedelta(days=settings.SPYGLASS_METRICS_MAX_HOURLY_DAYS))
-    start, end = effective_window(query)
-    rows: list[tuple] = []
+    return _answer(project, [query])[0]
+
+
+def metrics_queries(*, project: Project, queries: list[MetricsQuery]) -> list[MetricsResult]:
+    """metrics_query for each query, in order. Queries that differ only in their
+    percentile (a chart's p50 / p95 / p99 lines) are answered from one read of the
+    rollups' histograms; each answer equals its own metrics_query."""
+    batches: dict[MetricsQuery, list[int]] = {}
+    for i, query in enumerate(queries):
+        key = replace(query, agg="p50") if query.agg in PERCENTILES else query
+        batches.setdefault(key, []).append(i)
+    out: list[MetricsResult | None] = [None] * len(queries)
+    for indices in batches.values():
+        if len(indices) > 1 and queries[indices[0]].agg in PERCENTILES:
+            answers = _answer(project, [queries[i] for i in indices])
+        else:
+            answers = [_answer(project, [queries[i]])[0] for i in indices]
+        for i, result in zip(indices, answers, strict=True):
+            out[i] = result
+    return out  # type: ignore[return-value]  # every slot is filled
+
+
+def _answer(project: Project, queries: list[MetricsQuery]) -> list[MetricsResult]:
+    """One query, or several that differ only in their percentile."""
+    for query in queries:
+        query.check(max_hourly_window=timedelta(days=settings.SPYGLASS_METRICS_MAX_HOURLY_DAYS))
+    first = queries[0]
+    start, end = effective_window(first)
+    rows_per: list[list[tuple]] = [[] for _ in queries]
     source, approximate = "raw", False
     if start < end:
-        top = MAX_GROUPS if query.top is None else query.top
+        top = MAX_GROUPS if first.top is None else first.top
         answered = None
         if settings.SPYGLASS_ROLLUPS_ENABLED:
-            from dashboards.rollups import rollup_rows  # rollups import this module
+            from dashboards.rollups import rollup_rows_many  # rollups import this module
 
-            answered = rollup_rows(project=project, query=query, start=start, end=end, top=top)
+            answered = rollup_rows_many(project=project, query=first, aggs=tuple(q.agg for q in queries),
+                                        start=start, end=end, top=top)
         if answered is not None:
-            rows, _ = answered
-            source, approximate = "rollup+raw", query.agg in PERCENTILES
+            rows_per, _ = answered
+            source, approximate = "rollup+raw", first.agg in PERCENTILES
         else:
-            sql, params = _raw_sql(project=project, query=query, start=start, end=end, top=top)
-            with statement_timeout() as cursor:
-                cursor.execute(sql, params)
-                rows = cursor.fetchall()
-        if query.top is None and any(any(row[2:2 + 2 * len(query.group_by):2]) for row in rows):
+            for i, query in enumerate(queries):
+                sql, params = _raw_sql(project=project, query=query, start=start, end=end, top=top)
+                with statement_timeout() as cursor:
+                    cursor.execute(sql, params)
+                    rows_per[i] = cursor.fetchall()
+        if first.top is None and any(any(row[2:2 + 2 * len(first.group_by):2]) for rows in rows_per
+                                     for row in rows):
             raise MetricsError({"top": [f"more than {MAX_GROUPS} groups: give top (1..{TOP_MAX}) to fold the rest "
                                         "into other"]})
-    points = points_from_rows(query, rows, start=start, end=end)
-    return MetricsResult(query=query, data=points, unit=measure_unit(query.measure, query.agg), source=source,
-                         approximate=approximate, start=start, end=end)
+    return [MetricsResult(query=query, data=points_from_rows(query, rows, start=start, end=end),
+                          unit=measure_unit(query.measure, query.agg), source=source, approximate=approximate,
+                          start=start, end=end) for query, rows in zip(queries, rows_per, strict=True)]
 
 
 def points_from_rows(query: MetricsQuery, rows: list[tuple], *, start: datetime, end: datetime) -> list[Point]:
@@ -789,5 +819,6 @@ def _as_lists(params: QueryDict | Mapping[str, Any]) -> dict[str, list[str]]:
 
 __all__ = [
     "AGGS", "GROUP_DIMENSIONS", "INTERVALS", "MEASURES", "OTHER", "Dimension", "MetricsError", "MetricsQuery",
-    "MetricsResult", "MetricsTimeout", "Point", "metadata_dimensions", "metric_dimensions", "metrics_query",
+    "MetricsResult", "MetricsTimeout", "Point", "metadata_dimensions", "metric_dimensions", "metrics_queries",
+    "metrics_query",
 ]

@@ -22,6 +22,7 @@ from dashboards.metrics import (
     Point,
     metadata_dimensions,
     metric_dimensions,
+    metrics_queries,
     metrics_query,
     statement_timeout,
     traces_sql,
@@ -37,7 +38,7 @@ from tracing.models import Span
 __all__ = [
     "AGGS", "GROUP_DIMENSIONS", "INTERVALS", "MEASURES", "Dimension", "MetricsError", "MetricsQuery",
     "MetricsResult", "MetricsTimeout", "Point", "metadata_dimensions", "metric_dimensions",
-    "metrics_query",
+    "metrics_queries", "metrics_query",
 ]
 
 
