@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -12,32 +11,22 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
+from config.datetimes import parse_user_datetime
+
 EMPTY_MESSAGE = "must not be empty (leave the parameter out to not filter)"
-
-
-# "2025-01-31T10:00:00+02:00" typed unencoded into a URL arrives with a space instead
-# of "+" (form decoding); restore it rather than reject a datetime the user wrote right.
-_SPACE_FOR_PLUS_OFFSET = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
 class IsoDateTimeField(serializers.Field):
-    """An ISO-8601 datetime; naive values are taken as UTC, aware ones kept as given."""
-
-    default_error_messages: ClassVar[dict[str, str]] = {
-        "invalid": "not an ISO-8601 datetime (e.g. 2025-01-31T09:30:00Z or 2025-01-31): {value!r}",
-    }
+    """An ISO-8601 datetime, read by the one parser every endpoint shares
+    (config/datetimes.py): naive values are UTC, any offset is converted to UTC, and a
+    time out of the accepted range is a 400 naming the field."""
 
     def to_internal_value(self, data: Any) -> datetime:
-        text = str(data).strip()
-        text = _SPACE_FOR_PLUS_OFFSET.sub(r"\1+\2", text)
         try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail("invalid", value=str(data))
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+            return parse_user_datetime(str(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()

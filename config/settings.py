@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "alerts",
     "slices",
     "drift",
+    "datasets",
     "demo",
 ]
 

@@ -29,5 +29,6 @@ urlpatterns = [
     path("", include("alerts.urls")),
     path("", include("slices.urls")),
     path("", include("drift.urls")),
+    path("", include("datasets.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -3,6 +3,7 @@
     rollups_refresh()                          the beat task's work (every minute)
     rollup_config_set(project=, metadata_keys=)   choose the metadata keys rolled up
     rollup_rows(project=, query=, start=, end=)   rows for metrics_query, or None
+    rollup_rows_many(project=, query=, aggs=, ...)  several percentiles from one read
 
 What is stored (dashboards/models.py): per project × UTC hour × model × prompt (name,
 version) × environment, and once more per value of each chosen metadata key, the exact
@@ -550,9 +551,20 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
                 now: datetime | None = None) -> tuple[list[tuple], bool] | None:
     """Rows in _raw_sql's shape (bucket, [g, folded]..., value, n) from rollups plus raw
     edges, and whether any rollup was read; None when rollups can't answer the query."""
+    del now
+    answered = rollup_rows_many(project=project, query=query, aggs=(query.agg,), start=start, end=end, top=top)
+    return None if answered is None else (answered[0][0], answered[1])
+
+
+def rollup_rows_many(*, project: Project, query, aggs: tuple[str, ...], start: datetime, end: datetime,
+                     top: int) -> tuple[list[list[tuple]], bool] | None:
+    """rollup_rows for the query under each of `aggs` (one, or several percentiles), one
+    list of rows per agg. Percentiles share one read of the histograms: the overview's
+    p50 / p95 / p99 cost one query, not three."""
     from dashboards.metrics import PERCENTILES, dimension_sql
 
-    del now
+    if len(aggs) > 1 and not all(agg in PERCENTILES for agg in aggs):
+        raise ValueError(f"only percentiles share a read, got {aggs}")
     watermark, chosen = rollup_status(project)
     if watermark is None:
         return None
@@ -566,10 +578,12 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
     if actor is not None:
         src, params = _actor_sources(query, project, actor, h0, h1, edges)
         if not query.group_by:  # distinct users / sessions
-            sql = (f"SELECT {bucket} AS bucket, count(DISTINCT r.actor), count(DISTINCT r.actor) "
-                   f"FROM ({src}) AS r GROUP BY 1")
-            return _execute(sql, params), True
-        return _folded_rows(query, src, params, ["r.actor"], bucket, top, percentile=False), True
+            # Distinct (bucket, actor) pairs by a hash aggregate, then counted: faster than
+            # count(DISTINCT), which sorts every stored row. NULL is no actor, as there.
+            sql = (f"SELECT d.bucket, count(*), count(*) FROM (SELECT {bucket} AS bucket, r.actor FROM ({src}) AS r "
+                   "WHERE r.actor IS NOT NULL GROUP BY 1, 2) AS d GROUP BY 1")
+            return [_execute(sql, params)], True
+        return [_folded_rows(query, src, params, ["r.actor"], bucket, top, quantiles=())], True
     found = rollup_level(query, chosen=chosen)
     if found is None:
         return None
@@ -583,16 +597,21 @@ def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top:
         else:
             sql, _ = dimension_sql(dim)
             dims.append(sql.replace("t.", "r."))
-    return _folded_rows(query, src, params, dims, bucket, top, percentile=percentile), True
+    if not percentile:
+        return [_folded_rows(query, src, params, dims, bucket, top, quantiles=())], True
+    rows = _folded_rows(query, src, params, dims, bucket, top, quantiles=tuple(PERCENTILES[a] for a in aggs))
+    # One value column per quantile: split into each agg's (bucket, [g, folded]..., value, n).
+    return [[(*row[:-1 - len(aggs)], row[-1 - len(aggs) + i], row[-1]) for row in rows]
+            for i in range(len(aggs))], True
 
 
 def _folded_rows(query, src: str, params: list[Any], dims: list[str], bucket: str, top: int, *,
-                 percentile: bool) -> list[tuple]:
+                 quantiles: tuple[float, ...]) -> list[tuple]:
     """Partial aggregates of `src` per bucket and group, the top groups kept and the rest
-    folded into other (as _raw_sql does), finished into (bucket, [g, folded]..., value, n)."""
-    from dashboards.metrics import PERCENTILES
-
+    folded into other (as _raw_sql does), finished into (bucket, [g, folded]..., value, n);
+    with `quantiles` (src holds histogram bins) one value column per quantile."""
     g = len(dims)
+    percentile = bool(quantiles)
     if percentile:
         cells = (f"SELECT {bucket} AS bucket, {''.join(f'{d} AS g{i + 1}, ' for i, d in enumerate(dims))}"
                  f"r.k, sum(r.c) AS c FROM ({src}) AS r GROUP BY {', '.join(str(i) for i in range(1, g + 3))}")
@@ -619,26 +638,31 @@ def _folded_rows(query, src: str, params: list[Any], dims: list[str], bucket: st
     ctes.append(f"folded AS (SELECT c.*{''.join(', ' + o for o in outer)} FROM cells c {' '.join(joins)})")
     positions = ", ".join(str(i) for i in range(1, 2 + 2 * g))
     if percentile:
-        q = PERCENTILES[query.agg]
         names_ = ["bucket", *(f"{c}{i}" for i in range(1, g + 1) for c in ("g", "o"))]
         part = ", ".join(f"h.{c}" for c in names_)
         keys = ", ".join(f"w.{c}" for c in names_)
-        sql = (f"WITH {', '.join(ctes)}, "
-               f"h AS (SELECT {', '.join(key_cols)}, f.k, sum(f.c) AS c FROM folded f GROUP BY {positions}, f.k), "
+        # Without groups nothing is folded: the cells are already one row per (bucket, bin).
+        h = ("h AS (SELECT c.bucket, c.k, c.c FROM cells c)" if g == 0 else
+             f"h AS (SELECT {', '.join(key_cols)}, f.k, sum(f.c) AS c FROM folded f GROUP BY {positions}, f.k)")
+        picks = "".join("min(w.k) FILTER (WHERE w.cum > floor(%s * (w.total - 1))), "
+                        "min(w.k) FILTER (WHERE w.cum > ceil(%s * (w.total - 1))), " for _ in quantiles)
+        sql = (f"WITH {', '.join(ctes if g else ctes[:1])}, {h}, "
                f"w AS (SELECT h.*, sum(h.c) OVER (PARTITION BY {part} ORDER BY h.k) AS cum, "
                f"sum(h.c) OVER (PARTITION BY {part}) AS total FROM h) "
-               f"SELECT {keys}, min(w.k) FILTER (WHERE w.cum > floor(%s * (w.total - 1))), "
-               f"min(w.k) FILTER (WHERE w.cum > ceil(%s * (w.total - 1))), min(w.total) "
+               f"SELECT {keys}, {picks}min(w.total) "
                f"FROM w GROUP BY {positions}")
-        rows = _execute(sql, [*params, *fold_params, q, q])
+        rows = _execute(sql, [*params, *fold_params, *(q for q in quantiles for _ in (0, 1))])
         out = []
         for row in rows:
-            *keys_, k_lo, k_hi, total = row
-            total = int(total)
-            pos = q * (total - 1)
-            frac = pos - math.floor(pos)
-            lo, hi = hist_value(k_lo), hist_value(k_hi)
-            out.append((*keys_, lo + (hi - lo) * frac, total))
+            keys_, total = row[:-1 - 2 * len(quantiles)], int(row[-1])
+            values = []
+            for i, q in enumerate(quantiles):
+                k_lo, k_hi = row[len(keys_) + 2 * i], row[len(keys_) + 2 * i + 1]
+                pos = q * (total - 1)
+                frac = pos - math.floor(pos)
+                lo, hi = hist_value(k_lo), hist_value(k_hi)
+                values.append(lo + (hi - lo) * frac)
+            out.append((*keys_, *values, total))
         return out
     value = _value_sql(query.measure, query.agg).replace("c.", "f.")
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(key_cols)}, {value} AS value, sum(f.n) AS n "

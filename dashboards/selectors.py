@@ -20,7 +20,9 @@ from dashboards.metrics import (
     MetricsResult,
     MetricsTimeout,
     Point,
+    metadata_dimensions,
     metric_dimensions,
+    metrics_queries,
     metrics_query,
     statement_timeout,
     traces_sql,
@@ -35,7 +37,8 @@ from tracing.models import Span
 
 __all__ = [
     "AGGS", "GROUP_DIMENSIONS", "INTERVALS", "MEASURES", "Dimension", "MetricsError", "MetricsQuery",
-    "MetricsResult", "MetricsTimeout", "Point", "metric_dimensions", "metrics_query",
+    "MetricsResult", "MetricsTimeout", "Point", "metadata_dimensions", "metric_dimensions",
+    "metrics_queries", "metrics_query",
 ]
 
 
@@ -80,16 +83,19 @@ def cost_per_successful_answer(*, project: Project, trace_filter: TraceFilter, s
     money, so they stay in the numerator: that is the price of one good answer."""
     traces, params = traces_sql(project=project, trace_filter=trace_filter, start=start, end=end)
     table = Score._meta.db_table
+    # The verdicts per trace from one hash aggregate over the project's thumbs and negative
+    # signals (a few % of traces), hash-joined to the window's traces: two EXISTS probes
+    # per trace took 5x longer over a month. NULL values count on neither side, as in EXISTS.
     sql = f"""
-    SELECT count(*), count(*) FILTER (WHERE
-             EXISTS (SELECT 1 FROM {table} s WHERE s.project_id = %s AND s.trace_id = t.trace_id
-                     AND s.name = %s AND s.value >= 0.5)
-             OR NOT EXISTS (SELECT 1 FROM {table} s WHERE s.project_id = %s AND s.trace_id = t.trace_id
-                     AND ((s.name = %s AND s.value < 0.5) OR s.name = ANY(%s)))),
-           sum(t.cost_usd)
-    FROM ({traces}) AS t"""
+    SELECT count(*), count(*) FILTER (WHERE coalesce(v.up, false) OR NOT coalesce(v.bad, false)), sum(t.cost_usd)
+    FROM ({traces}) AS t
+    LEFT JOIN (SELECT s.trace_id, bool_or(s.name = %s AND s.value >= 0.5) AS up,
+                      bool_or((s.name = %s AND s.value < 0.5) OR s.name = ANY(%s)) AS bad
+               FROM {table} s WHERE s.project_id = %s AND (s.name = %s OR s.name = ANY(%s))
+               GROUP BY s.trace_id) AS v ON v.trace_id = t.trace_id"""
     thumbs = names.USER_THUMBS.name
-    args = [project.pk, thumbs, project.pk, thumbs, list(NEGATIVE_SIGNALS), *params]
+    negative = list(NEGATIVE_SIGNALS)
+    args = [*params, thumbs, thumbs, negative, project.pk, thumbs, negative]
     with statement_timeout() as cursor:
         cursor.execute(sql, args)
         total, successful, cost = cursor.fetchone()

@@ -233,9 +233,8 @@ def cost(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         return render(request, "dashboards/cost.html", context, status=400)
     window = state.window
     project = access.project
-    dims = selectors.metric_dimensions(project=project, start=window.start, end=window.end)
-    context["metadata_keys"] = [(d.name[len(METADATA_PREFIX):], d.distinct) for d in dims
-                                if d.name.startswith(METADATA_PREFIX)]
+    dims = selectors.metadata_dimensions(project=project, start=window.start, end=window.end)
+    context["metadata_keys"] = [(d.name[len(METADATA_PREFIX):], d.distinct) for d in dims]
     if key and key not in {k for k, _ in context["metadata_keys"]}:
         context["metadata_keys"].append((key, 0))  # chosen from a link; not seen in this window
     charts = charts_render(access, window, cost_specs(key or None))

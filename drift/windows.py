@@ -8,11 +8,11 @@ the others are derived from it (e.g. only `from`: current = [from, now), baselin
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from config.datetimes import parse_user_datetime
 from config.errors import ValidationFailed
 from drift.selectors import Window
 
@@ -23,7 +23,6 @@ BASELINE_DEFAULT = timedelta(days=28)
 MAX_WINDOW = timedelta(days=366)
 PARAMS = ("baseline_from", "baseline_to", "from", "to")
 PASSTHROUGH = ("project",)
-_SPACE_FOR_PLUS = re.compile(r"(\d) (\d\d:?\d\d)$")  # "+01:00" arrives as " 01:00" when not URL-encoded
 
 
 class DriftParamsError(ValidationFailed):
@@ -41,15 +40,6 @@ def _values(params: Mapping[str, Any]) -> dict[str, list[str]]:
     return {key: value if isinstance(value, list) else [value] for key, value in params.items()}
 
 
-def _datetime(text: str) -> datetime | None:
-    text = _SPACE_FOR_PLUS.sub(r"\1+\2", text.strip())
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def parse_windows(params: Mapping[str, Any], *, now: datetime) -> tuple[Window, Window]:
     """(baseline, current) from the query parameters, or DriftParamsError naming each bad one."""
     errors: dict[str, list[str]] = {}
@@ -65,12 +55,10 @@ def parse_windows(params: Mapping[str, Any], *, now: datetime) -> tuple[Window, 
             continue
         if not values[0].strip():
             continue  # an empty form field means "the default"
-        value = _datetime(values[0])
-        if value is None:
-            errors.setdefault(key, []).append(
-                f"not an ISO-8601 datetime (e.g. 2025-01-31T09:30:00Z or 2025-01-31): {values[0]!r}")
-        else:
-            given[key] = value
+        try:
+            given[key] = parse_user_datetime(values[0])
+        except ValueError as exc:
+            errors.setdefault(key, []).append(str(exc))
     if errors:
         raise DriftParamsError(errors)
     end = given.get("to", now)

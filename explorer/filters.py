@@ -37,6 +37,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import QueryDict
 
+from config.datetimes import parse_user_datetime
 from config.errors import ValidationFailed
 from explorer import search
 from projects.models import Project
@@ -64,12 +65,6 @@ FEEDBACK_VALUES = {"yes": True, "no": False}
 
 _SCORE = re.compile(r"^(?P<name>[^<>=!]+?)\s*(?:(?P<op>!=|>=|<=|=|>|<)\s*(?P<value>.+))?$")
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-# "2025-01-31T10:00:00+02:00" typed unencoded into a URL arrives with a space instead of
-# "+" (form decoding): restore it rather than reject a time the user wrote right.
-_SPACE_FOR_PLUS = re.compile(r"(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}(?::?\d{2})?)$")
-# Python accepts UTC offsets up to ±24 h, PostgreSQL only up to ±15:59: times are
-# converted to UTC here, and this bounds what is accepted at all.
-_MAX_OFFSET = timedelta(hours=18)
 
 
 class FilterError(ValidationFailed):
@@ -392,24 +387,9 @@ def _too_long(value: str) -> bool:
 
 
 def parse_datetime(text: str) -> datetime:
-    """ISO 8601 (or the browser's datetime-local, "2025-03-01T12:00"), naive = UTC, in UTC."""
-    value = _SPACE_FOR_PLUS.sub(r"\1+\2", text.strip())
-    if "T" not in value and " " in value:
-        value = value.replace(" ", "T", 1)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"not an ISO-8601 datetime (e.g. 2025-01-31T09:30:00Z or 2025-01-31): {text!r}") \
-            from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    offset = parsed.utcoffset()
-    if offset is not None and abs(offset) > _MAX_OFFSET:
-        raise ValueError(f"UTC offset {offset} is out of range (at most ±18:00): {text!r}")
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"out of range once converted to UTC: {text!r}") from None
+    """ISO 8601 (or the browser's datetime-local), naive = UTC, converted to UTC, within
+    the range every endpoint accepts (config/datetimes.py)."""
+    return parse_user_datetime(text)
 
 
 def metadata_candidates(value: str) -> list[Any]:

@@ -227,6 +227,7 @@ def trace_detail(request: HttpRequest, access: ProjectAccess, trace_id: str) -> 
         "filter_query": _filter_query(request),
         "annotation_panel": _annotation_panel(),
         "can_annotate": access.can(Role.REVIEWER),
+        "can_add_to_dataset": access.can(Role.MEMBER),
         "span_total": len(tree),
         # Time axis of the waterfall: 0, ¼, ½, ¾ of the trace (widths are % of it too).
         "axis": [(pct, trace.latency_ms * pct / 100) for pct in (0, 25, 50, 75)],

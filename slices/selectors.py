@@ -9,15 +9,16 @@ filters are the metrics layer's (dashboards/metrics.py: MetricsQuery.parse, the
 explorer's filter language, traces_sql, statement_timeout), so a slices URL and a chart
 URL filter the same traces.
 
-Speed: every count comes from ONE grouped aggregate: the filtered traces, their scores
-pivoted to one row per trace (thumbs, rating, hallucination, toxicity, signals, any
-feedback), then `count(*) FILTER (WHERE ...)` per slice, with GROUPING SETS adding the
-per-day trend rows and the per-prompt-version rows in the same scan. Counts are additive,
-so "the rest of the traffic" is the total minus the slice, with no second query. Latency
-percentiles are exact per slice (percentile_cont); Mann-Whitney runs on a bounded sample
-per slice (LATENCY_SAMPLE traces, picked by a hash of the trace id: random-like, yet the
-same on every reload), and the rest's sample is drawn from the other slices' samples in
-proportion to their traffic.
+Speed: every count comes from ONE statement: the filtered traces, their scores pivoted
+to one row per trace (thumbs, rating, hallucination, toxicity, signals, any feedback),
+then `count(*) FILTER (WHERE ...)` per slice × time bucket (hash-aggregated, no sort),
+plus the praised-but-unsupported counts per prompt version × bucket. Counts are
+additive: a slice's row is the sum of its bucket rows (_slice_rows), and "the rest of
+the traffic" is the total minus the slice, with no second query. The bucket rows also
+carry their traces' latencies and id hashes, from which numpy computes each slice's exact
+latency percentiles (as percentile_cont) and its Mann-Whitney sample (LATENCY_SAMPLE
+traces, picked by a hash of the trace id: random-like, yet the same on every reload); the
+rest's sample is drawn from the other slices' samples in proportion to their traffic.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 from django.http import QueryDict
 
 from config.errors import ValidationFailed
@@ -251,26 +253,76 @@ def slices_report(*, project: Project, query: SliceQuery) -> SliceReport:
         # right. With stale or missing statistics (a fresh table, a burst of ingest) the
         # planner may estimate one row and pick a nested loop that re-runs the score
         # pivot per trace, turning 1 s into minutes; so nested loops are off for this
-        # one statement (transaction-local, put back after).
-        # work_mem: the statement sorts and hashes a few hundred thousand narrow rows;
-        # with the 4 MB default those sorts spill to disk. Both settings are
-        # transaction-local and put back after.
-        cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('work_mem')")
-        previous = cursor.fetchone()
-        cursor.execute("SELECT set_config('enable_nestloop', 'off', true), set_config('work_mem', %s, true)",
-                       [WORK_MEM])
+        # one statement. work_mem: the statement hashes a few hundred thousand narrow
+        # rows; with the 4 MB default the hash tables spill to disk. Both settings are
+        # transaction-local; read and set in one round trip, put back after.
+        cursor.execute("SELECT current_setting('enable_nestloop'), current_setting('work_mem'), "
+                       "set_config('enable_nestloop', 'off', true), set_config('work_mem', %s, true)", [WORK_MEM])
+        previous = cursor.fetchone()[:2]
         cursor.execute(sql, params)
         columns = [c.name for c in cursor.description]
         rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         cursor.execute("SELECT set_config('enable_nestloop', %s, true), set_config('work_mem', %s, true)",
                        list(previous))
-    for row in rows:
-        pct = row.pop("pct")
-        row["p50"], row["p95"] = (pct[0], pct[1]) if pct else (None, None)
-    main = [r for r in rows if r["grp"] == 0]
     by_bucket = [r for r in rows if r["grp"] == 1]
     by_prompt = [r for r in rows if r["grp"] == 2]
+    main = _slice_rows(by_bucket, query)
     return _assemble(query=query, main=main, by_bucket=by_bucket, by_prompt=by_prompt, interval=interval)
+
+
+def _slice_rows(by_bucket: list[dict], query: SliceQuery) -> list[dict]:
+    """One row per slice from its per-bucket rows: counts and sums added up (they are
+    additive), the exact latency percentiles (linear interpolation between order
+    statistics, as percentile_cont) and the latency sample (the LATENCY_SAMPLE traces
+    with the lowest hash of the trace id, in hash order) from the slice's latencies.
+
+    Why here and not in SQL: ordered aggregates (percentile_cont, array_agg ORDER BY)
+    forced a sort of every trace of the window by slice, which cost as much as the
+    score pivot; the per-bucket rows are hash-aggregated and numpy sorts each slice's
+    latencies once."""
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for r in by_bucket:
+        groups.setdefault(_groups(r, query), []).append(r)
+    out = []
+    for parts in groups.values():
+        row = {"g1": parts[0]["g1"], "g2": parts[0]["g2"]}
+        for k in _COUNTS:
+            row[k] = sum(int(r[k]) for r in parts)
+        for k in _SUMS:
+            row[k] = sum(float(r[k]) for r in parts)
+        latencies = np.concatenate([_array_values(r["latencies"], ">f8") for r in parts])
+        hashes = np.concatenate([_array_values(r["hashes"], ">i4") for r in parts])
+        if latencies.size:
+            row["p50"], row["p95"] = (float(v) for v in np.percentile(latencies, [50, 95]))
+            row["sample"] = _lowest_hash_sample(latencies, hashes)
+        else:
+            row["p50"] = row["p95"] = None
+            row["sample"] = []
+        out.append(row)
+    return out
+
+
+def _lowest_hash_sample(latencies: np.ndarray, hashes: np.ndarray) -> list[float]:
+    """The latencies of the LATENCY_SAMPLE traces with the lowest hashes, in hash order.
+    Ties of the hash (rare) are broken by the latency, so the sample is the same on every
+    reload whatever order the rows came in. Only the candidates (hash at most the k-th
+    smallest) are sorted, not the whole slice."""
+    k = min(LATENCY_SAMPLE, latencies.size)
+    if k < latencies.size:
+        candidates = np.flatnonzero(hashes <= np.partition(hashes, k - 1)[k - 1])
+        latencies, hashes = latencies[candidates], hashes[candidates]
+    return latencies[np.lexsort((latencies, hashes))[:k]].tolist()
+
+
+def _array_values(data: bytes | memoryview | None, dtype: str) -> np.ndarray:
+    """The elements of a one-dimensional, NULL-free Postgres array in its binary form
+    (array_send): a 20-byte header (dimensions, flags, element type, length, lower bound),
+    then each element as a 4-byte length and its big-endian value. Sent this way because
+    parsing 250,000 numbers from an array's text form cost more than the query saved."""
+    if data is None or len(data) <= 12:  # NULL, or an empty array (header only)
+        return np.zeros(0)
+    items = np.frombuffer(data, dtype=np.dtype([("length", ">i4"), ("value", dtype)]), offset=20)
+    return items["value"].astype(float if dtype.endswith("f8") else np.int64)
 
 
 _COUNTS = ("n", "errors", "exposed", "votes", "ups", "rating_n", "hall_n", "hall_x", "tox_n", "tox_x",
@@ -490,23 +542,30 @@ def _report_sql(*, project: Project, query: SliceQuery, interval: str) -> tuple[
                    *(s.name for s in SIGNALS.values())]
     signal_cols = ", ".join(f"bool_or(true) FILTER (WHERE s.name = '{s.name}') AS {m.replace('_rate', '')}"
                             for m, s in SIGNALS.items())
-    signal_counts = ", ".join(f"count(*) FILTER (WHERE p.{m.replace('_rate', '')}) AS {m.replace('_rate', '_x')}"
-                              for m in SIGNALS)
     # Additive counts and sums (the rest of the traffic is the total minus the slice).
-    # The percentiles and the latency sample are computed for the slices only: ordered
-    # aggregates force sorts, which the trend rows (hash-aggregated) do not need.
-    counts = f"""count(*) AS n,
-       count(*) FILTER (WHERE f.err) AS errors,
-       count(*) FILTER (WHERE f.feedback) AS exposed,
-       count(f.thumbs) AS votes, count(*) FILTER (WHERE f.thumbs >= 0.5) AS ups,
-       count(f.rating) AS rating_n, coalesce(sum(f.rating), 0) AS rating_sum,
-       coalesce(sum(f.rating * f.rating), 0) AS rating_sq,
-       count(f.hall) AS hall_n, count(*) FILTER (WHERE f.hall) AS hall_x,
-       count(f.tox) AS tox_n, count(*) FILTER (WHERE f.tox) AS tox_x,
-       {signal_counts.replace('p.', 'f.')},
-       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall IS NOT NULL) AS pu_n,
-       count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall) AS pu_x,
-       count(f.cost) AS cost_n, coalesce(sum(f.cost), 0) AS cost_sum, coalesce(sum(f.cost * f.cost), 0) AS cost_sq"""
+    counts = [
+        ("n", "count(*)"),
+        ("errors", "count(*) FILTER (WHERE f.err)"),
+        ("exposed", "count(*) FILTER (WHERE f.feedback)"),
+        ("votes", "count(f.thumbs)"),
+        ("ups", "count(*) FILTER (WHERE f.thumbs >= 0.5)"),
+        ("rating_n", "count(f.rating)"),
+        ("rating_sum", "coalesce(sum(f.rating), 0)"),
+        ("rating_sq", "coalesce(sum(f.rating * f.rating), 0)"),
+        ("hall_n", "count(f.hall)"),
+        ("hall_x", "count(*) FILTER (WHERE f.hall)"),
+        ("tox_n", "count(f.tox)"),
+        ("tox_x", "count(*) FILTER (WHERE f.tox)"),
+        *((m.replace("_rate", "_x"), f"count(*) FILTER (WHERE f.{m.replace('_rate', '')})") for m in SIGNALS),
+        ("pu_n", "count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall IS NOT NULL)"),
+        ("pu_x", "count(*) FILTER (WHERE f.thumbs >= 0.5 AND f.hall)"),
+        ("cost_n", "count(f.cost)"),
+        ("cost_sum", "coalesce(sum(f.cost), 0)"),
+        ("cost_sq", "coalesce(sum(f.cost * f.cost), 0)"),
+    ]
+    slice_counts = ", ".join(f"{expr} AS {alias}" for alias, expr in counts)
+    # The prompt-version rows need only the praised-but-unsupported counts.
+    prompt_counts = ", ".join(expr if alias in ("pu_n", "pu_x") else "NULL" for alias, expr in counts)
     sql = f"""
 WITH base AS MATERIALIZED (
   SELECT {columns[0]} AS g1, {g2} AS g2, t.trace_id, hashtext(t.trace_id) AS h,
@@ -537,14 +596,12 @@ f AS MATERIALIZED (
          p.thumbs, p.rating, p.hall, p.tox, {', '.join(m.replace('_rate', '') for m in SIGNALS)}, p.feedback
   FROM base b LEFT JOIN piv p ON p.trace_id = b.trace_id
 )
-SELECT 0 AS grp, f.g1, f.g2, NULL::timestamptz AS bucket, NULL::text AS prompt, {counts},
-       percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY f.latency_ms) AS pct,
-       (array_agg(f.latency_ms ORDER BY f.h))[1:%s] AS sample
-FROM f GROUP BY f.g1, f.g2
+SELECT 1 AS grp, f.g1, f.g2, f.bucket, NULL::text AS prompt, {slice_counts},
+       array_send(array_agg(f.latency_ms)) AS latencies, array_send(array_agg(f.h)) AS hashes
+FROM f GROUP BY f.g1, f.g2, f.bucket
 UNION ALL
-SELECT CASE WHEN GROUPING(f.g1) = 1 THEN 2 ELSE 1 END, f.g1, f.g2, f.bucket, f.prompt, {counts},
-       NULL::float8[], NULL::float8[]
-FROM f GROUP BY GROUPING SETS ((f.g1, f.g2, f.bucket), (f.prompt, f.bucket))
+SELECT 2, NULL, NULL, f.bucket, f.prompt, {prompt_counts}, NULL, NULL
+FROM f GROUP BY f.prompt, f.bucket
 """
     params = [
         *dim_params, *trace_params, *cohort_params,
@@ -552,7 +609,6 @@ FROM f GROUP BY GROUPING SETS ((f.g1, f.g2, f.bucket), (f.prompt, f.bucket))
         names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
         Source.END_USER, project.pk, score_names, Source.END_USER,
         OTHER, OTHER,
-        LATENCY_SAMPLE,
     ]
     return sql, params
 

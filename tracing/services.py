@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,7 @@ class IngestResult:
     accepted: int  # spans in the request that are now stored (new or already there)
     stored: int  # spans newly written by this request
     traces: list[int]  # trace row ids whose aggregates changed
+    notes: list[str] = field(default_factory=list)  # values truncated, attributes dropped (Bounds.notes)
 
 
 def _ts(ns: int) -> datetime:
@@ -220,23 +221,28 @@ def traces_recompute_stored(*, project_id: int, trace_ids: list[str]) -> list[in
         return traces_recompute(cursor, project_id=project_id, trace_ids=trace_ids)
 
 
-def _spans_sanitize(project_id: int, spans: list[RawSpan]) -> None:
+def _spans_sanitize(project_id: int, spans: list[RawSpan]) -> list[str]:
     """Mask the project's secrets, then bound sizes, before anything is derived or stored.
-    Both steps are idempotent: a batch stored span by span after a refusal passes twice."""
+    Both steps are idempotent. Returns what bounding changed, for the client."""
     masker = project_masker(project_id)
     bounds = Bounds()
     for raw in spans:
         if masker:
             masker.span(raw)
         bounds.span(raw)
+    return bounds.notes()
 
 
 def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
     """Store a batch of decoded spans durably; returns only after commit."""
     if not spans:
         return IngestResult(accepted=0, stored=0, traces=[])
+    notes = _spans_sanitize(project.pk, spans)
+    return _spans_store(project=project, spans=spans, notes=notes)
+
+
+def _spans_store(*, project: Project, spans: list[RawSpan], notes: list[str]) -> IngestResult:
     now = datetime.now(UTC)
-    _spans_sanitize(project.pk, spans)
     rows = [_span_row(project.pk, raw, normalize_span(raw), now) for raw in spans]
 
     with transaction.atomic():
@@ -252,28 +258,37 @@ def spans_ingest(*, project: Project, spans: list[RawSpan]) -> IngestResult:
             changed = traces_fold(cursor, project_id=project.pk, spans=inserted) if inserted else []
         if changed:
             transaction.on_commit(lambda: _enqueue_pipeline(project.pk, changed))
-    return IngestResult(accepted=len(spans), stored=len(inserted), traces=changed)
+    return IngestResult(accepted=len(spans), stored=len(inserted), traces=changed, notes=notes)
 
 
-def spans_ingest_salvaging(*, project: Project, spans: list[RawSpan]) -> list[str]:
+@dataclass(frozen=True)
+class SalvagedIngest:
+    problems: list[str]  # one per span that could not be stored
+    notes: list[str]  # what was stored differently from how it arrived (truncated, dropped)
+
+
+def spans_ingest_salvaging(*, project: Project, spans: list[RawSpan]) -> SalvagedIngest:
     """Ingest a batch; if the database rejects its data, store span by span.
 
     A value Postgres refuses (a DataError) must not cost the batch's valid spans, nor
-    make the client retry the same poison batch forever. Returns one message per
-    span that could not be stored.
+    make the client retry the same poison batch forever. The batch is sanitised once,
+    before the first attempt, so the retries neither mask nor bound again.
     """
+    if not spans:
+        return SalvagedIngest(problems=[], notes=[])
+    notes = _spans_sanitize(project.pk, spans)
     try:
-        spans_ingest(project=project, spans=spans)
-        return []
+        _spans_store(project=project, spans=spans, notes=notes)
+        return SalvagedIngest(problems=[], notes=notes)
     except DataError:
         logger.warning("batch refused by the database; storing %d spans one by one", len(spans))
     problems = []
     for raw in spans:
         try:
-            spans_ingest(project=project, spans=[raw])
+            _spans_store(project=project, spans=[raw], notes=[])
         except DataError as exc:
             problems.append(f"span {raw.span_id}: the database refused a value: {str(exc).splitlines()[0]}")
-    return problems
+    return SalvagedIngest(problems=problems, notes=notes)
 
 
 def _enqueue_pipeline(project_id: int, trace_pks: list[int]) -> None:
@@ -349,16 +364,16 @@ def _rebuild_span_messages(cursor, project_id: int, targets: list[tuple[str, str
     return changed
 
 
-def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
+def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> list[str]:
     """Store log records that belong to a span; attach them to spans already stored.
 
     Records without trace/span ids carry nothing we can place on a trace, so they are
     counted as accepted and dropped (the OTLP client must not retry them).
-    Returns the number of records kept.
+    Returns what bounding changed (Bounds.notes), for the client.
     """
     linked = [r for r in records if r.trace_id and r.span_id]
     if not linked:
-        return 0
+        return []
     masker, bounds = project_masker(project.pk), Bounds()
     for record in linked:
         if masker:
@@ -397,7 +412,7 @@ def log_records_ingest(*, project: Project, records: list[RawLogRecord]) -> int:
             if changed:
                 # Log events rewrite spans already folded: rebuild those traces from all their spans.
                 traces_recompute(cursor, project_id=project.pk, trace_ids=changed)
-    return len(linked)
+    return bounds.notes()
 
 
 

@@ -21,6 +21,7 @@ from dashboards.metrics import (
 )
 from explorer.filters import TraceFilter
 from tests.dashboards.conftest import END, T0
+from tests.factories import TraceFactory
 
 HOURLY_MAX = timedelta(days=14)
 
@@ -337,3 +338,9 @@ def test_dimensions_list_metadata_keys_with_distinct_counts(world, sample):
     assert dims["user_id"] == (3, 5)
     assert dims["prompt"] == (2, 2)
     assert list(dims)[:7] == ["model", "prompt", "environment", "release", "name", "user_id", "tag"]
+
+
+def test_dimensions_count_a_json_null_metadata_value_as_a_trace_but_not_a_value(world, sample):
+    TraceFactory(project=world.project, start_time=T0 + timedelta(minutes=1), metadata={"tier": None})
+    dims = {d.name: (d.distinct, d.traces) for d in metric_dimensions(project=world.project, start=T0, end=END)}
+    assert dims["metadata.tier"] == (2, 3)

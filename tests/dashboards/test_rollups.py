@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 
-from dashboards.metrics import MetricsQuery, metrics_query
+from dashboards.metrics import MetricsQuery, metrics_queries, metrics_query
 from dashboards.models import TraceRollup
 from dashboards.rollups import HIST_ERROR, LEVELS, hist_key_sql, hist_value, rollup_config_set, rollups_refresh
 from scores.models import Score
@@ -109,6 +109,34 @@ def test_rollups_answer_like_the_raw_tables(world, rolled, params, window):
 @pytest.mark.parametrize("params", RAW_ONLY, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()))
 def test_what_rollups_cannot_answer_goes_to_the_raw_tables(world, rolled, params):
     assert answer(world.project, params, rollups=True).source == "raw"
+
+
+PERCENTILE_SETS = [
+    {"measure": "latency_ms", "interval": "hour"},
+    {"measure": "latency_ms", "group_by": "model", "top": "1", "interval": "day"},
+    {"measure": "cost_usd", "group_by": "metadata.locale,environment", "top": "2"},
+]
+
+
+@pytest.mark.parametrize("params", PERCENTILE_SETS, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()))
+@pytest.mark.parametrize("rollups", [True, False], ids=["rollups", "raw"])
+def test_percentiles_read_together_equal_each_read_alone(world, rolled, params, rollups):
+    # A partial first and last hour, so the raw edges are folded in too.
+    params = {"from": (T0 + timedelta(minutes=15)).isoformat(), "to": (END - timedelta(minutes=40)).isoformat(),
+              **params}
+    aggs = ("p99", "p50", "p95")
+    queries = [MetricsQuery.parse({**params, "agg": agg}, now=END, max_hourly_window=HOURLY_MAX) for agg in aggs]
+    # A query of another kind in between keeps its place.
+    queries.insert(1, MetricsQuery.parse({**params, "measure": "traces"}, now=END, max_hourly_window=HOURLY_MAX))
+    with override_settings(SPYGLASS_ROLLUPS_ENABLED=rollups):
+        together = metrics_queries(project=world.project, queries=queries)
+        alone = [metrics_query(project=world.project, query=q) for q in queries]
+    assert [r.query for r in together] == queries
+    for a, b in zip(alone, together, strict=True):
+        assert b.source == a.source == ("rollup+raw" if rollups else "raw")
+        assert [(p.time, p.group, p.value, p.n) for p in b.data] == [(p.time, p.group, p.value, p.n) for p in a.data]
+    if params["measure"] == "latency_ms":  # enough values per group that p50 < p95 < p99 somewhere
+        assert len({tuple(p.value for p in r.data) for r in together}) == 4
 
 
 def test_without_a_refresh_the_raw_tables_answer(world, sample):

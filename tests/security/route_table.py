@@ -287,6 +287,30 @@ ROUTES: dict[str, list[Route]] = {
     "prompt-label-move": _post(page(403, 403, 302, 302), lambda o: {"label": "walk", "version": "1"}, writes=True),
     "prompt-diff": _get(VIEW),
     "prompt-compare": _get(VIEW),
+    # --- datasets -------------------------------------------------------------------------
+    "api-datasets": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 201, 201, 201), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"name": "walk-dataset"})),
+    ],
+    "api-dataset-items": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 201, 201, 201), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"items": [{"input": "walk"}]})),
+    ],
+    "api-dataset-export": _get(API_READ, api=True),
+    "datasets-list": [Route("GET", VIEW),
+                      Route("POST", page(403, 403, 302, 302), lambda o: {"name": "walk-dataset"}, writes=True)],
+    "datasets-detail": _get(VIEW),
+    "datasets-split": _post(page(403, 403, 302, 302), lambda o: {"test_fraction": "0.2"}, writes=True),
+    # No file: the page says so and changes nothing (a real upload is tested in tests/datasets).
+    "datasets-upload": _post(page(403, 403, 302, 302)),
+    "datasets-bulk-add": [Route("GET", MEMBER_PAGE),
+                          Route("POST", page(403, 403, 302, 302), lambda o: {"new_name": "walk-bulk"},
+                                writes=True)],
+    "datasets-add-trace": [Route("GET", MEMBER_PAGE),
+                           Route("POST", page(403, 403, 302, 302), lambda o: {"new_name": "walk-trace"},
+                                 writes=True)],
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
@@ -315,6 +339,7 @@ KWARGS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "chart_id": lambda o: o["chart"].pk,
     "rule_id": lambda o: o["alert_rule"].pk,
     "channel_id": lambda o: o["alert_channel"].pk,
+    "dataset_name": lambda o: o["dataset"].name,
 }
 # Query strings some GET pages need to show their object (diff/compare: two versions).
 QUERY: dict[str, dict[str, str]] = {
@@ -323,6 +348,7 @@ QUERY: dict[str, dict[str, str]] = {
     "api-slices": {"dimension": "model"},
     "prompt-diff": {"a": "1", "b": "1"},
     "prompt-compare": {"a": "1", "b": "1"},
+    "api-dataset-export": {"format": "csv"},
 }
 
 # Text that appears in project A's data only: no answer to anyone outside A may hold it.
@@ -362,9 +388,14 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
     prompt_name = "alpha-prompt"
     prompt_version_create(project=project, name=prompt_name, template=f"Hi {{{{name}}}} {A_MARKER}",
                           actor=Actor(user=users["admin"], name="admin-a"), base_version=0)
+    from datasets.services import ItemIn, dataset_create, items_add
+
+    dataset = dataset_create(project=project, name="alpha-dataset")
+    items_add(dataset=dataset, items=[ItemIn(f"question {A_MARKER}", f"answer {A_MARKER}")], change={})
     return {
         "project": project,
         "trace": trace,
+        "dataset": dataset,
         "span_id": Span.objects.filter(project=project, trace_id=trace.trace_id).values_list("span_id", flat=True)[0],
         "session_id": "sess-alpha",
         "user_id": "user-alpha",

@@ -149,12 +149,15 @@ def request_once(walk: Walk, who: str, name: str, route: table.Route, url: str) 
     with transaction.atomic():
         before = walk.fingerprint() if route.method != "GET" else None
         response = getattr(client, route.method.lower())(url, **kwargs)
+        # A streamed answer (exports) reads the database as it goes: read it here, inside
+        # the transaction, and check its whole body like any other.
+        body = b"".join(response.streaming_content) if response.streaming else response.content
         after = walk.fingerprint() if route.method != "GET" else None
         transaction.set_rollback(True)
     client.cookies = cookies
     missing = security_header_problems(response)
     assert not missing, f"{route.method} {url} as {who} ({response.status_code}): {'; '.join(missing)}"
     changed = sorted(t for t in {*before, *after} if before.get(t) != after.get(t)) if before is not None else []
-    return response.status_code, response.headers.get("Location", ""), response.content, changed
+    return response.status_code, response.headers.get("Location", ""), body, changed
 
 

@@ -136,3 +136,50 @@ def test_user_cohort_is_the_week_of_the_users_first_trace(world, planted):
     rep = report(world.project, dimension="user_cohort")
     # 2025-06-02 is a Monday of ISO week 23; 30 days earlier (2025-05-03) is in week 18.
     assert {s.key: s.n for s in rep.slices} == {("2025-W23",): 200, ("2025-W18",): 199, (None,): 412}
+
+
+def test_latency_percentiles_and_sample_match_postgres(world, planted):
+    """The percentiles and the Mann-Whitney sample are computed in numpy from the bucket
+    rows' latencies (slices._slice_rows); they must equal what Postgres computes over the
+    slice's traces: percentile_cont, and the LATENCY_SAMPLE traces with the lowest
+    hashtext(trace_id) in hash order."""
+    from django.db import connection
+
+    from slices import selectors
+
+    ja_ids = [t.trace_id for t in planted.traces["ja-JP"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (ORDER BY latency_ms), "
+                       "(array_agg(latency_ms ORDER BY hashtext(trace_id), latency_ms))[1:%s] "
+                       "FROM tracing_trace WHERE project_id = %s AND trace_id = ANY(%s)",
+                       [selectors.LATENCY_SAMPLE, world.project.pk, ja_ids])
+        (p50, p95), expected_sample = cursor.fetchone()
+    rep = report(world.project, dimension="metadata.locale")
+    ja = by_label(rep)["locale ja-JP"]
+    assert ja.cells["latency_p50"].value == pytest.approx(p50)
+    assert ja.cells["latency_p95"].value == pytest.approx(p95)
+    # ja-JP has 200 traces: a sample of 20 makes the lowest-hash cut bite.
+    original = selectors.LATENCY_SAMPLE
+    selectors.LATENCY_SAMPLE = 20
+    try:
+        rows = selectors._slice_rows(_bucket_rows(world.project), SliceQuery.parse(
+            {**WINDOW, "dimension": "metadata.locale"}, now=END))
+    finally:
+        selectors.LATENCY_SAMPLE = original
+    sample = next(r["sample"] for r in rows if r["g1"] == "ja-JP")
+    assert sample == expected_sample[:20]
+
+
+def _bucket_rows(project):
+    """The statement's per-bucket rows, as slices_report reads them."""
+    from django.db import connection
+
+    from slices import selectors
+
+    query = SliceQuery.parse({**WINDOW, "dimension": "metadata.locale"}, now=END)
+    sql, params = selectors._report_sql(project=project, query=query, interval="hour")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        columns = [c.name for c in cursor.description]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    return [r for r in rows if r["grp"] == 1]

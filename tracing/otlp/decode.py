@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -48,6 +52,9 @@ class Decoded:
     logs: list[RawLogRecord] = field(default_factory=list)
     rejected: int = 0
     first_error: str | None = None
+    # What was stored differently from how it arrived (sanitised, not rejected): told to
+    # the client in partial_success even when nothing was rejected, as OTLP allows.
+    warnings: list[str] = field(default_factory=list)
 
     def reject(self, message: str) -> None:
         self.rejected += 1
@@ -136,8 +143,18 @@ def _check_ids(trace_id: str, span_id: str, parent: str, name: str) -> str | Non
     return None
 
 
+def _log_ids_problem(trace_id: str, span_id: str) -> str | None:
+    if trace_id and len(trace_id) != 32:
+        return f"log record: trace_id must be 16 bytes or empty, got {len(trace_id) // 2}"
+    if span_id and len(span_id) != 16:
+        return f"log record: span_id must be 8 bytes or empty, got {len(span_id) // 2}"
+    return None
+
+
 def _check_times(start: int, end: int, span_id: str) -> str | None:
-    if start <= 0:
+    if start < 0:
+        return f"span {span_id}: start_time_unix_nano must not be negative"
+    if start == 0:
         return f"span {span_id}: start_time_unix_nano is missing"
     if end > _UINT64_MAX:
         return f"span {span_id}: end_time_unix_nano is beyond the fixed64 range"
@@ -146,13 +163,97 @@ def _check_times(start: int, end: int, span_id: str) -> str | None:
     return None
 
 
-def decode_traces_protobuf(body: bytes) -> Decoded:
-    request = ExportTraceServiceRequest()
+# ---- invalid UTF-8 in protobuf string fields
+#
+# proto3 parsers refuse a whole message when one string field holds invalid UTF-8 (a Go
+# or C++ client can send that; Python cannot). Refusing it would lose every valid span of
+# the batch, so a refused body is parsed again with every string field declared as bytes
+# (a copy of the OTLP descriptors in a private pool), the bad bytes are replaced by
+# U+FFFD, and the repaired message is parsed normally. Only refused bodies pay for this.
+
+
+def _strings_as_bytes(message: descriptor_pb2.DescriptorProto, converted: set[str], prefix: str) -> None:
+    name = f"{prefix}.{message.name}"
+    for fld in message.field:
+        if fld.type == FieldDescriptor.TYPE_STRING:
+            fld.type = FieldDescriptor.TYPE_BYTES
+            converted.add(f"{name}.{fld.name}")
+    for nested in message.nested_type:
+        _strings_as_bytes(nested, converted, name)
+
+
+@functools.cache
+def _lenient(request_class: type[Message]) -> tuple[type[Message], frozenset[str]]:
+    """The request class with string fields as bytes, and the full names of those fields."""
+    pool = descriptor_pool.DescriptorPool()
+    converted: set[str] = set()
+    added: set[str] = set()
+
+    def add(file: Any) -> None:
+        if file.name in added:
+            return
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        for message in proto.message_type:
+            _strings_as_bytes(message, converted, proto.package)
+        pool.Add(proto)
+        added.add(file.name)
+
+    add(request_class.DESCRIPTOR.file)
+    lenient = message_factory.GetMessageClass(pool.FindMessageTypeByName(request_class.DESCRIPTOR.full_name))
+    return lenient, frozenset(converted)
+
+
+def _repair_utf8(message: Message, converted: frozenset[str]) -> int:
+    """Replace invalid UTF-8 in the (former) string fields of `message`, recursively;
+    returns how many values were repaired."""
+    repaired = 0
+    for fld, value in message.ListFields():
+        if fld.type == FieldDescriptor.TYPE_MESSAGE:
+            for child in value if fld.is_repeated else [value]:
+                repaired += _repair_utf8(child, converted)
+        elif fld.full_name in converted:
+            items = list(value) if fld.is_repeated else [value]
+            fixed = [item.decode("utf-8", "replace").encode() for item in items]
+            if fixed != items:
+                repaired += sum(a != b for a, b in zip(fixed, items, strict=True))
+                if fld.is_repeated:
+                    del value[:]
+                    value.extend(fixed)
+                else:
+                    setattr(message, fld.name, fixed[0])
+    return repaired
+
+
+def _parse_protobuf(request: Message, body: bytes, out: Decoded) -> None:
+    what = type(request).DESCRIPTOR.name
     try:
         request.ParseFromString(body)
+        return
     except DecodeError as exc:
-        raise BodyError(400, f"Body is not a valid ExportTraceServiceRequest protobuf: {exc}.") from None
+        error = exc
+    lenient_class, converted = _lenient(type(request))
+    lenient = lenient_class()
+    try:
+        lenient.ParseFromString(body)
+    except DecodeError:
+        raise BodyError(400, f"Body is not a valid {what} protobuf: {error}.") from None
+    repaired = _repair_utf8(lenient, converted)
+    try:
+        request.ParseFromString(lenient.SerializeToString())
+    except DecodeError:
+        raise BodyError(400, f"Body is not a valid {what} protobuf: {error}.") from None
+    if repaired:
+        out.warnings.append(f"{repaired} string value(s) held invalid UTF-8; stored with U+FFFD in place of the "
+                            "bad bytes")
+
+
+def decode_traces_protobuf(body: bytes) -> Decoded:
+    request = ExportTraceServiceRequest()
     out = Decoded()
+    _parse_protobuf(request, body, out)
     for resource_spans in request.resource_spans:
         resource = _pb_attrs(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
@@ -194,20 +295,23 @@ def decode_traces_protobuf(body: bytes) -> Decoded:
 
 def decode_logs_protobuf(body: bytes) -> Decoded:
     request = ExportLogsServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except DecodeError as exc:
-        raise BodyError(400, f"Body is not a valid ExportLogsServiceRequest protobuf: {exc}.") from None
     out = Decoded()
+    _parse_protobuf(request, body, out)
     for resource_logs in request.resource_logs:
         resource = _pb_attrs(resource_logs.resource.attributes)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
+                trace_id, span_id = record.trace_id.hex(), record.span_id.hex()
+                # Checked like JSON's: a 20-byte id used to reach the varchar(32) column and
+                # fail the whole batch with a 503 the client would retry for ever.
+                if problem := _log_ids_problem(trace_id, span_id):
+                    out.reject(problem)
+                    continue
                 attributes = _pb_attrs(record.attributes)
                 out.logs.append(
                     RawLogRecord(
-                        trace_id=record.trace_id.hex() or None,
-                        span_id=record.span_id.hex() or None,
+                        trace_id=trace_id or None,
+                        span_id=span_id or None,
                         time_ns=record.time_unix_nano or record.observed_time_unix_nano,
                         event_name=record.event_name or _str_or_none(attributes.get("event.name")),
                         body=_pb_value(record.body) if record.HasField("body") else None,
@@ -334,14 +438,47 @@ def _json_id_bytes(value: Any, size: int) -> str:
     return raw.hex()
 
 
-def _json_body(body: bytes, what: str) -> dict:
+def _json_body(body: bytes, what: str, out: Decoded) -> dict:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BodyError(400, f"Body is not valid JSON: {exc}.") from None
+        document = _json_body_lenient(body, exc, out)
     if not isinstance(document, dict):
         raise BodyError(400, f"Body must be a JSON object ({what}).")
     return document
+
+
+def _json_body_lenient(body: bytes, error: orjson.JSONDecodeError, out: Decoded) -> Any:
+    """A body orjson refused, read the way common clients write it: Python's json.dumps
+    writes NaN and Infinity (not JSON, but what a hand-rolled exporter sends), and a
+    client may put invalid UTF-8 (or an escaped lone surrogate) in a string. These are
+    stored (bad bytes as U+FFFD, NaN as null); anything else is the 400 orjson describes."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", "replace")
+        out.warnings.append("the body held invalid UTF-8; stored with U+FFFD in place of the bad bytes")
+    try:
+        return _without_surrogates(json.loads(text), out)
+    except (ValueError, RecursionError):
+        raise BodyError(400, f"Body is not valid JSON: {error}.") from None
+
+
+def _without_surrogates(value: Any, out: Decoded) -> Any:
+    # "\ud800" is valid JSON but no valid text: neither orjson nor PostgreSQL can store it.
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            if not any("surrogate" in w for w in out.warnings):
+                out.warnings.append("a string held a lone surrogate escape; stored as U+FFFD")
+            return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+        return value
+    if isinstance(value, list):
+        return [_without_surrogates(item, out) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k, out): _without_surrogates(v, out) for k, v in value.items()}
+    return value
 
 
 def _list(obj: Any, camel: str, snake: str) -> list:
@@ -359,8 +496,8 @@ def _iter_json_spans(document: dict) -> Iterator[tuple[dict, dict, dict]]:
 
 
 def decode_traces_json(body: bytes) -> Decoded:
-    document = _json_body(body, "an ExportTraceServiceRequest")
     out = Decoded()
+    document = _json_body(body, "an ExportTraceServiceRequest", out)
     for resource, scope, span in _iter_json_spans(document):
         if not isinstance(span, dict):
             out.reject("span entry is not a JSON object")
@@ -419,8 +556,8 @@ def decode_traces_json(body: bytes) -> Decoded:
 
 
 def decode_logs_json(body: bytes) -> Decoded:
-    document = _json_body(body, "an ExportLogsServiceRequest")
     out = Decoded()
+    document = _json_body(body, "an ExportLogsServiceRequest", out)
     for resource_logs in _list(document, "resourceLogs", "resource_logs"):
         resource = _json_attrs(_get(_get(resource_logs, "resource"), "attributes"))
         for scope_logs in _list(resource_logs, "scopeLogs", "scope_logs"):

@@ -59,7 +59,7 @@ def _error_in_request_encoding(request: HttpRequest, status: int, message: str) 
 def _success(encoding: str, rejected: int, message: str | None, *, logs: bool) -> HttpResponse:
     if encoding == decode.PROTOBUF:
         response_message = ExportLogsServiceResponse() if logs else ExportTraceServiceResponse()
-        if rejected:
+        if rejected or message:
             partial = response_message.partial_success
             if logs:
                 partial.rejected_log_records = rejected
@@ -68,7 +68,7 @@ def _success(encoding: str, rejected: int, message: str | None, *, logs: bool) -
             partial.error_message = message or ""
         return HttpResponse(response_message.SerializeToString(), content_type="application/x-protobuf")
     body: dict = {}
-    if rejected:
+    if rejected or message:
         field = "rejectedLogRecords" if logs else "rejectedSpans"
         # int64 fields are strings in OTLP/JSON.
         body["partialSuccess"] = {field: str(rejected), "errorMessage": message or ""}
@@ -102,10 +102,12 @@ def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
 
     try:
         if logs:
-            log_records_ingest(project=key.project, records=decoded.logs)
+            decoded.warnings.extend(log_records_ingest(project=key.project, records=decoded.logs))
         else:
-            for problem in spans_ingest_salvaging(project=key.project, spans=decoded.spans):
+            salvaged = spans_ingest_salvaging(project=key.project, spans=decoded.spans)
+            for problem in salvaged.problems:
                 decoded.reject(problem)
+            decoded.warnings.extend(salvaged.notes)
     except (OperationalError, InterfaceError):
         logger.warning("OTLP batch not stored: database unavailable", exc_info=True)
         return _error(503, "Database unavailable; nothing was stored, retry later.", encoding)
@@ -113,7 +115,15 @@ def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
         # Never acknowledge what was not stored; an unexpected DB error is retryable.
         logger.exception("OTLP batch not stored")
         return _error(503, "Storage error; nothing was stored, retry later.", encoding)
-    return _success(encoding, decoded.rejected, decoded.first_error, logs=logs)
+    return _success(encoding, decoded.rejected, _message(decoded), logs=logs)
+
+
+def _message(decoded: decode.Decoded) -> str | None:
+    """The first rejection, then what was stored differently from how it arrived. OTLP
+    lets a server send partial_success with nothing rejected "to convey warnings"."""
+    parts = [decoded.first_error] if decoded.first_error else []
+    parts.extend(decoded.warnings)
+    return "; ".join(parts) or None
 
 
 def _otlp_limit() -> int:
