@@ -15,7 +15,7 @@ from prompts.templating import CHAT_ROLES, template_as_text, template_render, te
 
 PROPS = settings(max_examples=150, deadline=None)
 # Text made mostly of the characters that matter to the parser.
-tricky_text = st.lists(st.sampled_from(list("{} ab_.-1\n\té") + ["{{", "}}", "{{x}}", "{{ y.z }}"]),
+tricky_text = st.lists(st.sampled_from([*"{} ab_.-1\n\té", "{{", "}}", "{{x}}", "{{ y.z }}"]),
                        max_size=20).map("".join)
 any_json = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), tricky_text),
