@@ -16,10 +16,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
 
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
@@ -198,12 +199,25 @@ def explore_filter(base: TraceFilter, *, group: dict[str, str | None], measure: 
 def explorer_url(project: Project, trace_filter: TraceFilter | None, start: datetime, end: datetime) -> str | None:
     if trace_filter is None:
         return None
-    rest = replace(trace_filter, start_from=None, start_to=None, range=None).to_query()
     # Naive UTC ("2025-03-03T01:00:00", which the filter language reads as UTC): the form
     # the explorer's datetime-local inputs show, so its form keeps the window when edited.
-    window = [("from", _naive_utc(start)), ("to", _naive_utc(end, ceil=True))]
-    base = reverse("trace-list", kwargs={"project_slug": project.slug})
-    return f"{base}?{urlencode(window + rest)}"
+    window = urlencode([("from", _naive_utc(start)), ("to", _naive_utc(end, ceil=True))])
+    rest = _filter_query(replace(trace_filter, start_from=None, start_to=None, range=None))
+    base = _trace_list_path(project.slug, get_script_prefix())
+    return f"{base}?{window}&{rest}" if rest else f"{base}?{window}"
+
+
+# An overview links every point of every chart (about 700 links): reversing the URL and
+# encoding the same filter for each cost more than some of its queries. Both are pure
+# functions of their (hashable) arguments; the script prefix is part of the key.
+@lru_cache(maxsize=256)
+def _trace_list_path(slug: str, script_prefix: str) -> str:
+    return reverse("trace-list", kwargs={"project_slug": slug})
+
+
+@lru_cache(maxsize=1024)
+def _filter_query(trace_filter: TraceFilter) -> str:
+    return urlencode(trace_filter.to_query())
 
 
 def _naive_utc(moment: datetime, *, ceil: bool = False) -> str:

@@ -10,6 +10,7 @@ import pytest
 from django.http import QueryDict
 
 from dashboards.metrics import (
+    _TRACE_VALUES,
     MetricsError,
     MetricsQuery,
     MetricsTimeout,
@@ -18,6 +19,7 @@ from dashboards.metrics import (
     metric_dimensions,
     metrics_query,
     statement_timeout,
+    traces_sql,
 )
 from explorer.filters import TraceFilter
 from tests.dashboards.conftest import END, T0
@@ -344,3 +346,27 @@ def test_dimensions_count_a_json_null_metadata_value_as_a_trace_but_not_a_value(
     TraceFactory(project=world.project, start_time=T0 + timedelta(minutes=1), metadata={"tier": None})
     dims = {d.name: (d.distinct, d.traces) for d in metric_dimensions(project=world.project, start=T0, end=END)}
     assert dims["metadata.tier"] == (2, 3)
+
+
+@pytest.mark.parametrize("query", ["", "model=gpt-4o&tag=a&metadata.locale=de-DE", "score=user_thumbs>=1&q=refund",
+                                   "feedback=no&status=error&prompt=support&prompt_version=1"])
+def test_traces_sql_kept_per_filter_equals_a_fresh_compile(world, query):
+    # traces_sql compiles a filter once and puts each window into the kept parameters.
+    trace_filter = TraceFilter.parse(QueryDict(query))
+    for start, end in ((T0, END), (T0 + timedelta(minutes=7), END - timedelta(hours=1))):
+        window = replace(trace_filter, start_from=start, start_to=end)
+        expected = window.apply(world.project).values(*_TRACE_VALUES).query.sql_with_params()
+        assert plain(traces_sql(project=world.project, trace_filter=trace_filter, start=start, end=end)) == plain(
+            expected)
+    # Kept per project: another project's SQL reads its own rows.
+    expected = replace(trace_filter, start_from=T0, start_to=END).apply(world.other_project).values(
+        *_TRACE_VALUES).query.sql_with_params()
+    other = traces_sql(project=world.other_project, trace_filter=trace_filter, start=T0, end=END)
+    assert plain(other) == plain(expected) != plain(traces_sql(project=world.project, trace_filter=trace_filter,
+                                                               start=T0, end=END))
+
+
+def plain(sql_params) -> tuple:
+    # psycopg's Jsonb wrapper has no equality; compare what it wraps.
+    sql, params = sql_params
+    return sql, [getattr(p, "obj", p) for p in params]

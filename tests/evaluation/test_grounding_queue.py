@@ -108,6 +108,9 @@ def test_sweep_resends_groundedness_whose_message_was_lost(world, settings, monk
         raise BrokerDown("connection refused")
 
     monkeypatch.setattr(tasks.traces_ground, "delay", broker_down)
+    # The queue's length is this test's to say, not the broker's: a backlog left by
+    # anything else (`make run`, another test) would turn "queued" into "skipped".
+    monkeypatch.setattr(sweep, "queue_backlog", lambda queue: 0)
     trace = ingest_trace(world.project, output=MADE_UP, attributes=RAG)
     with django_capture_on_commit_callbacks(execute=True):
         traces_score_batch([trace.pk], defer=True)  # the enqueue fails quietly: logged, left to the sweep
