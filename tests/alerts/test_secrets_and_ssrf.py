@@ -4,6 +4,7 @@ encrypted the rows already stored."""
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -117,3 +118,25 @@ def test_migration_encrypts_the_rows_already_stored(world):
     migrated = AlertRule.objects.get(pk=old_rule.pk)
     assert migrated.secret == "whsec_old-plain-secret" and migrated.channels.get().target == SLACK
     assert _tables_holding("old-plain-secret") == [] and _tables_holding("slack-path-secret") == []
+
+
+@pytest.mark.django_db
+def test_a_channel_url_never_reaches_the_logs(world, caplog):
+    from tests.alerts.test_channels import Receiver
+
+    caplog.set_level(logging.DEBUG)
+    receiver = Receiver()
+    try:
+        receiver.scripts["/services/T1/B2/log-path-secret"] = [500]
+        r = rule(world.project)
+        channel = channel_add(rule=r, kind="slack", target=receiver.url + "/services/T1/B2/log-path-secret")
+        body = {"test": True, "group": {}, "value": 1.0, "unit": "", "rule": {"agg": "count", "measure": "traces",
+                "name": "r"}, "state": "alert", "previous_state": "ok", "window": "5m", "operator": ">",
+                "threshold": 0.0, "explorer_url": "x", "rule_url": "y", "n": 1}
+        with pytest.raises(DeliveryFailed) as failed:
+            channel_send(channel, body, r.secret)
+    finally:
+        receiver.close()
+    assert len(receiver.requests["/services/T1/B2/log-path-secret"]) == 1  # it was sent, and failed
+    assert "log-path-secret" not in str(failed.value)
+    assert "log-path-secret" not in caplog.text
