@@ -9,16 +9,25 @@
 
 Timeouts are short (SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS): a slow receiver costs one
 worker a few seconds, and each channel has its own task, so it never holds up another.
+
+Targets are checked against server-side request forgery: only http(s); the host is
+resolved and every address it resolves to must be public (not private, loopback,
+link-local, multicast, reserved or unspecified) unless
+SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS is set; and the request goes to the address that
+was checked (Host header and TLS name stay the URL's), so a DNS answer that changes
+between the check and the connection cannot send it elsewhere. No redirects are followed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import smtplib
+import socket
 from datetime import datetime, timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
@@ -58,6 +67,63 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "the URL needs a host"
     return None
+
+
+def _address_refused(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+            or ip.is_unspecified or not ip.is_global)
+
+
+def target_addresses(url: str) -> list[str]:
+    """Every address the URL's host resolves to (a literal address: itself). OSError if
+    the name does not resolve."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def target_address_problem(url: str, *, resolve_failure_ok: bool = False) -> str | None:
+    """Why the URL's host may not be contacted, or None. With `resolve_failure_ok` (form
+    time), a name that does not resolve now is accepted: delivery resolves again and
+    reports it."""
+    if settings.SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS:
+        return None
+    try:
+        addresses = target_addresses(url)
+    except (OSError, UnicodeError):
+        return None if resolve_failure_ok else f"the host {urlsplit(url).hostname} does not resolve"
+    refused = [a for a in addresses if _address_refused(a)]
+    if refused:
+        return (f"the host resolves to a private, loopback or link-local address ({', '.join(refused)}); "
+                "set SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS=1 to allow internal receivers")
+    return None
+
+
+def _pinned(url: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(URL with the checked address as host, extra headers, httpx extensions) so the
+    connection goes where the check looked. Raises DeliveryFailed if the check fails."""
+    parts = urlsplit(url)
+    if settings.SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS:
+        return url, {}, {}
+    try:
+        addresses = target_addresses(url)
+    except (OSError, UnicodeError):
+        raise DeliveryFailed(f"the host {parts.hostname} does not resolve", transient=True) from None
+    refused = [a for a in addresses if _address_refused(a)]
+    if refused or not addresses:
+        raise DeliveryFailed(f"refused: {parts.hostname} resolves to a private, loopback or link-local address "
+                             f"({', '.join(refused)})", transient=False)
+    address = addresses[0]
+    host = f"[{address}]" if ":" in address else address
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    host_header = parts.hostname + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return pinned, {"Host": host_header}, extensions
 
 
 def window_text(seconds: int) -> str:
@@ -175,12 +241,16 @@ def email_message(body: dict) -> tuple[str, str]:
     return f"[Spyglass] {headline(body)}"[:200], "\n".join(lines)
 
 
-def channel_send(channel: AlertChannel, body: dict, secret: str) -> None:
+def channel_send(channel: AlertChannel, body: dict, secret: str | None) -> None:
     """One attempt to deliver `body` on `channel`; raises DeliveryFailed."""
+    target = channel.target
+    if target is None:
+        raise DeliveryFailed("the channel's target cannot be decrypted (SPYGLASS_SECRETS_KEY or SECRET_KEY "
+                             "changed?); remove and add the channel again", transient=False)
     if channel.kind == ChannelKind.EMAIL:
         subject, text = email_message(body)
         try:
-            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [channel.target])
+            send_mail(subject, text, settings.DEFAULT_FROM_EMAIL, [target])
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryFailed(f"email: {exc.__class__.__name__}: {exc}", transient=True) from None
         return
@@ -188,13 +258,25 @@ def channel_send(channel: AlertChannel, body: dict, secret: str) -> None:
         raw = json.dumps(slack_payload(body)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     else:
+        if not secret:
+            raise DeliveryFailed("the rule's signing secret cannot be decrypted (SPYGLASS_SECRETS_KEY or SECRET_KEY "
+                                 "changed?); rotate it on the rule's page", transient=False)
         raw, headers = webhook_request(body, secret)
-    timeout = settings.SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS
+    if problem := url_problem(target):
+        raise DeliveryFailed(f"refused: {problem}", transient=False)
+    url, extra_headers, extensions = _pinned(target)
+    timeout = httpx.Timeout(settings.SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS,
+                            connect=min(settings.SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS, 5))
     try:
-        # No redirects: a receiver could otherwise bounce the signed body elsewhere.
-        response = httpx.post(channel.target, content=raw, headers=headers, timeout=timeout, follow_redirects=False)
+        # No redirects: a receiver could otherwise bounce the signed body elsewhere (or
+        # to an internal address the check above would have refused).
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            request = client.build_request("POST", url, content=raw, headers={**headers, **extra_headers},
+                                           extensions=extensions)
+            response = client.send(request)
     except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}", transient=True) from None
+        # The class name only: an exception's text may quote the URL, whose path is a secret.
+        raise DeliveryFailed(f"{exc.__class__.__name__} from {channel.target_hint}", transient=True) from None
     if response.status_code >= 300:
         transient = response.status_code in (408, 425, 429) or response.status_code >= 500
         raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}", transient=transient)

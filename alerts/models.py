@@ -13,6 +13,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from config import secret_box
 from projects.models import Project
 
 MIN_WINDOW_SECONDS = 5 * 60
@@ -56,6 +57,19 @@ def new_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+# Purposes of config.secret_box keys: one per kind of secret.
+SECRET_PURPOSE = "alerts.signing_secret"
+TARGET_PURPOSE = "alerts.channel_target"
+
+
+def new_secret_encrypted() -> str:
+    return secret_box.encrypt(new_secret(), purpose=SECRET_PURPOSE)
+
+
+def _hint(secret: str | None) -> str:
+    return f"{secret[:6]}…{secret[-4:]}" if secret else "(unreadable: rotate the secret)"
+
+
 class AlertRule(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="alert_rules")
     name = models.CharField(max_length=200)
@@ -74,9 +88,10 @@ class AlertRule(models.Model):
     no_data = models.CharField(max_length=10, choices=NoData.choices, default=NoData.NO_DATA)
     cooldown_seconds = models.PositiveIntegerField(default=15 * 60)
     enabled = models.BooleanField(default=True)
-    # Key of the X-Spyglass-Signature HMAC; stored as is because signing needs it, shown
-    # in full only once (on creation and rotation).
-    secret = models.CharField(max_length=80, default=new_secret)
+    # Key of the X-Spyglass-Signature HMAC, encrypted (config/secret_box.py): signing needs
+    # the value itself, so it cannot be hashed; shown in full only once (on creation and
+    # rotation), as a hint afterwards.
+    secret_encrypted = models.TextField(default=new_secret_encrypted)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -101,16 +116,22 @@ class AlertRule(models.Model):
         return self.name
 
     @property
+    def secret(self) -> str | None:
+        """The signing secret, or None if it cannot be decrypted with today's key."""
+        return secret_box.decrypt(self.secret_encrypted, purpose=SECRET_PURPOSE)
+
+    @property
     def secret_hint(self) -> str:
-        return f"{self.secret[:6]}…{self.secret[-4:]}"
+        return _hint(self.secret)
 
 
 class AlertChannel(models.Model):
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="channels")
     kind = models.CharField(max_length=10, choices=ChannelKind.choices)
-    # A URL (webhook, slack) or an email address. Webhook URLs often carry a secret in
-    # their path (Slack's do): pages and the API show `target_hint`, never this.
-    target = models.TextField()
+    # A URL (webhook, slack) or an email address, encrypted (config/secret_box.py): webhook
+    # URLs often carry a secret in their path (Slack's do). Pages and the API show
+    # `target_hint`, never the value.
+    target_encrypted = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -120,12 +141,20 @@ class AlertChannel(models.Model):
         return f"{self.kind} {self.target_hint}"
 
     @property
+    def target(self) -> str | None:
+        """The URL or address, or None if it cannot be decrypted with today's key."""
+        return secret_box.decrypt(self.target_encrypted, purpose=TARGET_PURPOSE)
+
+    @property
     def target_hint(self) -> str:
+        target = self.target
+        if target is None:
+            return "(unreadable: remove and add the channel again)"
         if self.kind == ChannelKind.EMAIL:
-            return self.target
+            return target
         from urllib.parse import urlsplit
 
-        parts = urlsplit(self.target)
+        parts = urlsplit(target)
         path = parts.path
         shown = path[:8] + "…" if len(path) > 8 else path
         return f"{parts.scheme}://{parts.hostname or ''}{':' + str(parts.port) if parts.port else ''}{shown}"

@@ -16,11 +16,13 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.channels import DeliveryFailed, channel_send, notification_body, url_problem
+from alerts.channels import DeliveryFailed, channel_send, notification_body, target_address_problem, url_problem
 from alerts.models import (
     MAX_COOLDOWN_SECONDS,
     MAX_WINDOW_SECONDS,
     MIN_WINDOW_SECONDS,
+    SECRET_PURPOSE,
+    TARGET_PURPOSE,
     AlertChannel,
     AlertDelivery,
     AlertRule,
@@ -31,6 +33,7 @@ from alerts.models import (
     State,
     new_secret,
 )
+from config import secret_box
 from config.errors import ValidationFailed
 from dashboards.metrics import MAX_GROUP_BY, MEASURES, SCORE_PREFIX, MetricsError, default_agg
 from explorer.filters import FilterError
@@ -169,8 +172,8 @@ def rule_delete(*, rule: AlertRule) -> None:
 @transaction.atomic
 def rule_secret_rotate(*, rule: AlertRule) -> str:
     secret = new_secret()
-    AlertRule.objects.filter(pk=rule.pk).update(secret=secret)
-    rule.secret = secret
+    rule.secret_encrypted = secret_box.encrypt(secret, purpose=SECRET_PURPOSE)
+    AlertRule.objects.filter(pk=rule.pk).update(secret_encrypted=rule.secret_encrypted)
     return secret
 
 
@@ -183,7 +186,7 @@ def channel_problem(kind: str, target: str) -> str | None:
         except DjangoValidationError:
             return "not a valid email address"
         return None
-    return url_problem(target)
+    return url_problem(target) or target_address_problem(target, resolve_failure_ok=True)
 
 
 @transaction.atomic
@@ -196,7 +199,8 @@ def channel_add(*, rule: AlertRule, kind: str, target: str) -> AlertChannel:
     if rule.channels.count() >= MAX_CHANNELS:
         raise ValidationFailed(f"target: at most {MAX_CHANNELS} channels per rule",
                                detail={"target": [f"at most {MAX_CHANNELS} channels per rule"]})
-    return AlertChannel.objects.create(rule=rule, kind=kind, target=target)
+    return AlertChannel.objects.create(rule=rule, kind=kind,
+                                       target_encrypted=secret_box.encrypt(target, purpose=TARGET_PURPOSE))
 
 
 @transaction.atomic

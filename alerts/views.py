@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from alerts import selectors, services
 from alerts.forms import ChannelForm, RuleForm, duration_text
 from alerts.models import AlertRule
+from config import secret_box
 from config.errors import ValidationFailed
 from projects.auth import ProjectAccess
 from projects.models import Role
@@ -21,6 +22,19 @@ EXAMPLE = {"name": "Cost per user, rolling 24 h", "measure": "cost_usd", "agg": 
            "window_seconds": "24h", "operator": ">", "warning_threshold": "2", "alert_threshold": "5",
            "min_observations": "1", "no_data": "ok", "cooldown_seconds": "1h"}
 SECRET_SESSION_KEY = "alerts-secret-{}"
+_REVEAL_PURPOSE = "alerts.reveal_once"
+
+
+def _reveal_once(request: HttpRequest, rule_id: int, secret: str | None) -> None:
+    # Sessions are stored in the database, signed but readable: keep the secret encrypted
+    # there until the next page shows it once.
+    if secret:
+        request.session[SECRET_SESSION_KEY.format(rule_id)] = secret_box.encrypt(secret, purpose=_REVEAL_PURPOSE)
+
+
+def _revealed(request: HttpRequest, rule_id: int) -> str | None:
+    token = request.session.pop(SECRET_SESSION_KEY.format(rule_id), None)
+    return secret_box.decrypt(token, purpose=_REVEAL_PURPOSE) if token else None
 
 
 def _initial(rule: AlertRule) -> dict:
@@ -57,7 +71,7 @@ def rule_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         rule = _save(form, lambda spec: services.rule_create(project=access.project, spec=spec, user=request.user))
         if rule is not None:
-            request.session[SECRET_SESSION_KEY.format(rule.pk)] = rule.secret
+            _reveal_once(request, rule.pk, rule.secret)
             messages.success(request, "Rule created. Add channels below, then send a test.")
             return redirect("alerts-rule", project_slug=access.project.slug, rule_id=rule.pk)
     return render(request, "alerts/new.html", {"form": form, "example": EXAMPLE},
@@ -95,7 +109,7 @@ def _detail(request, access, rule, *, form, channel_form, can_edit) -> HttpRespo
         "states": states, "channels": selectors.channels_of(rule),
         "events": selectors.events_for_project(access.project, rule_id=rule.pk, limit=20),
         # Shown once, right after creation or rotation; only the hint afterwards.
-        "new_secret": request.session.pop(SECRET_SESSION_KEY.format(rule.pk), None) if can_edit else None,
+        "new_secret": _revealed(request, rule.pk) if can_edit else None,
         "window": duration_text(rule.window_seconds),
     }
     bad = form.errors or channel_form.errors
@@ -147,7 +161,7 @@ def rule_test(request: HttpRequest, access: ProjectAccess, rule_id: int) -> Http
 @project_page(Role.MEMBER)
 def secret_rotate(request: HttpRequest, access: ProjectAccess, rule_id: int) -> HttpResponse:
     rule = selectors.rule_get(access.project, rule_id)
-    request.session[SECRET_SESSION_KEY.format(rule.pk)] = services.rule_secret_rotate(rule=rule)
+    _reveal_once(request, rule.pk, services.rule_secret_rotate(rule=rule))
     messages.success(request, "New signing secret: update your receivers; the old one no longer signs.")
     return redirect("alerts-rule", project_slug=access.project.slug, rule_id=rule.pk)
 

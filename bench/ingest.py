@@ -11,6 +11,11 @@ several client threads, counts the rows in Postgres afterwards, and prints a tab
     .venv/bin/python bench/ingest.py --runs 3             # three timed runs on one server
     .venv/bin/python bench/ingest.py --url http://127.0.0.1:8000 --key sk-sg-...  # a running server
     .venv/bin/python bench/ingest.py --smoke              # tiny: checks it works (make test), no figures
+    .venv/bin/python bench/ingest.py --runs 6 --masking off,all   # masking cost: runs alternate off / all
+
+--masking sets the project's PII masking before each run (cycling through the list):
+`default` (no saved choice: API keys, IBANs, cards), `off` (saved, nothing chosen), `all`
+(every detector plus one custom RE2 rule that matches each trace's question).
 
 Only 127.0.0.1 is targeted; every loop is bounded by a count and by --max-seconds.
 Nothing is written anywhere except the temp dir, which is deleted at the end.
@@ -210,6 +215,7 @@ class RunResult:
     first_send: float = 0.0
     last_ack: float = 0.0
     stored_spans: int | None = None
+    mode: str = ""  # masking mode of the run (--masking)
 
     @property
     def wall_s(self) -> float:
@@ -318,6 +324,16 @@ class LocalStack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+MASKING_MODES = {
+    "default": "DELETE FROM tracing_maskingsettings;",
+    "off": "DELETE FROM tracing_maskingsettings; INSERT INTO tracing_maskingsettings (project_id, kinds, custom, "
+           "updated_at) SELECT id, '{}', '[]', now() FROM projects_project;",
+    "all": "DELETE FROM tracing_maskingsettings; INSERT INTO tracing_maskingsettings (project_id, kinds, custom, "
+           "updated_at) SELECT id, '{email,api_key,iban,card,phone}', "
+           "'[{\"name\": \"order_no\", \"pattern\": \"order [0-9]{5}\"}]', now() FROM projects_project;",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="target a running server instead of starting one (127.0.0.1 only)")
@@ -333,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=1800, help="stop sending after this long per run")
     parser.add_argument("--hold", type=float, default=0,
                         help="keep the local stack up this many seconds after the runs (for profiling)")
+    parser.add_argument("--masking", default="",
+                        help="comma-separated masking modes cycled per run: default, off, all (local stack only)")
     parser.add_argument("--smoke", action="store_true",
                         help="a tiny run (1 worker, 2 threads, 4 x 64-span batches) that only checks it works")
     args = parser.parse_args(argv)
@@ -340,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         args.workers, args.threads, args.batches, args.batch_size, args.warmup = 1, 2, 4, 64, 1
     if bool(args.url) != bool(args.key):
         parser.error("--url and --key go together")
+    modes = [m for m in args.masking.split(",") if m]
+    if any(m not in MASKING_MODES for m in modes):
+        parser.error(f"--masking: choose from {', '.join(MASKING_MODES)}")
+    if modes and args.url:
+        parser.error("--masking needs the local stack (it writes the settings row)")
 
     factory = BatchFactory(args.batch_size)
     stack = None if args.url else LocalStack(args.workers)
@@ -364,14 +387,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {run}: built {len(batches)} batches of {args.batch_size} spans "
                   f"({mean_kib:.0f} KiB each, ~{factory.attribute_bytes} B of attributes per span) "
                   f"in {build_s:.1f}s; sending ...", flush=True)
+            mode = modes[(run - 1) % len(modes)] if modes else ""
+            if mode:
+                stack.postgres.psql(MASKING_MODES[mode])
+                print(f"run {run}: masking {mode}", flush=True)
             before = stack.span_count() if stack else None
             result = run_once(url=url, key=key, batches=batches, batch_spans=args.batch_size, threads=args.threads,
                               use_gzip=args.gzip, deadline=time.monotonic() + args.max_seconds)
             if stack is not None:
                 result.stored_spans = stack.span_count() - before
+            result.mode = mode
             results.append(result)
             _print_run(run, result)
         _print_table(results, args, stack)
+        if len(set(modes)) > 1:
+            for mode in dict.fromkeys(modes):
+                mine = [r for r in results if r.mode == mode]
+                rates = [(r.stored_spans if r.stored_spans is not None else r.acked_spans) / r.wall_s for r in mine]
+                print(f"masking {mode}: median of {len(mine)} runs {statistics.median(rates):,.0f} durable spans/s, "
+                      f"p50 {statistics.median(r.pct(0.5) for r in mine):.0f} ms, "
+                      f"p99 {statistics.median(r.pct(0.99) for r in mine):.0f} ms")
         if stack is not None and args.hold:
             print(f"holding the stack for {args.hold:.0f}s (gunicorn pid {stack.web.pid}) ...", flush=True)
             time.sleep(args.hold)

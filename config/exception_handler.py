@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -39,3 +41,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         message = _flatten_detail(response.data.get("detail", "")) if isinstance(response.data, dict) else ""
     response.data = error_body(code, message, exc.detail if isinstance(exc, drf_exceptions.ValidationError) else None)
     return response
+
+
+def api_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: API clients get the one error shape, not the HTML page.
+
+    A URL under /api/ that matches no route (e.g. a prompt name with a '/' in it, which
+    names cannot have) answered Django's HTML 404 page, which a client cannot parse."""
+    if request.path.startswith("/api/"):
+        body = error_body("not_found", f"No API endpoint or object at {request.path}; see /api/v1/docs/.")
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)

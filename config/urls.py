@@ -32,3 +32,5 @@ urlpatterns = [
     path("", include("datasets.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "config.exception_handler.api_not_found"

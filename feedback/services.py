@@ -25,6 +25,7 @@ from projects.models import Project
 from scores import names
 from scores.models import Score, Source
 from scores.services import as_number, score_upsert
+from tracing.masking import project_masker
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ def feedback_record(
         meta["tags"] = tags
     if comment:
         meta["comment"] = comment
+    masker = project_masker(project.pk)
+    if masker:  # an edit event carries the end user's own words: the ingest rules apply
+        text, meta = (masker.text(text) if text else text), masker.value(meta)
     event_fields = {
         "trace_id": trace_id,
         "span_id": span_id,

@@ -20,6 +20,12 @@ from config.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project
 from scores import names
 from scores.models import DataType, Score, ScoreConfig, Source
+from tracing.masking import project_masker
+
+# Sources whose text a person typed (an end user's comment, a reviewer's note, a client's
+# API call): masked with the project's ingest rules. Evaluator and implicit scores are
+# computed from stored (already masked) traces.
+_TYPED_SOURCES = (Source.END_USER, Source.API, Source.ANNOTATION)
 
 PAIRWISE_CONFIG = names.PREFERRED.name
 # SQLSTATE of a unique index refusing a row (the only IntegrityError worth a retry).
@@ -283,6 +289,10 @@ def score_upsert(
     """
     if source == Source.ANNOTATION and author is None:
         raise ValidationFailed("source: annotations need a signed-in reviewer.", detail={"source": "invalid"})
+    if source in _TYPED_SOURCES and (comment or metadata):
+        masker = project_masker(project.pk)
+        if masker:
+            comment, metadata = masker.text(comment or ""), masker.value(dict(metadata or {}))
     config = _config_for(project, name)
     normalized = value_normalize(config=config, raw=value, data_type=data_type, name=name)
     fields = {

@@ -180,7 +180,8 @@ class SpanLogEvent(models.Model):
 
 
 class MaskingSettings(models.Model):
-    """Which secrets a project masks at ingest (tracing/masking.py); no row means none."""
+    """Which secrets a project masks at ingest (tracing/masking.py); no row means
+    masking.DEFAULT_KINDS, and a row with nothing chosen means masking is off."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="masking_settings")
     kinds = ArrayField(models.CharField(max_length=32), default=list, blank=True)

@@ -13,7 +13,7 @@ from projects.auth import ProjectAccess
 from projects.models import Role
 from projects.pages import project_page
 from tracing.masking import DETECTORS
-from tracing.models import MaskingSettings
+from tracing.selectors import masking_settings_get
 from tracing.services import masking_settings_save
 
 
@@ -42,11 +42,9 @@ class MaskingForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 @project_page(Role.ADMIN)
 def masking_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    current = MaskingSettings.objects.filter(project=access.project).first()
-    initial = {
-        "kinds": current.kinds if current else [],
-        "custom": "\n".join(f"{r['name']}: {r['pattern']}" for r in current.custom) if current else "",
-    }
+    current = masking_settings_get(project=access.project)
+    custom = "\n".join(f"{rule['name']}: {rule['pattern']}" for rule in current["custom"])
+    initial = {"kinds": current["kinds"], "custom": custom}
     form = MaskingForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -57,4 +55,5 @@ def masking_settings(request: HttpRequest, access: ProjectAccess) -> HttpRespons
         else:
             messages.success(request, "Masking saved. It applies to data received from now on.")
             return redirect("tracing-masking-settings", project_slug=access.project.slug)
-    return render(request, "tracing/masking_settings.html", {"form": form}, status=400 if form.errors else 200)
+    return render(request, "tracing/masking_settings.html", {"form": form, "is_default": current["default"]},
+                  status=400 if form.errors else 200)

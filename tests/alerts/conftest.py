@@ -33,6 +33,13 @@ def rule(project, **overrides):
     return rule_create(project=project, spec=RuleSpec(**values))
 
 
+@pytest.fixture(autouse=True)
+def _local_receivers_allowed(settings):
+    """Test receivers listen on 127.0.0.1, which production refuses (SSRF guard); the
+    guard's own tests (test_secrets_and_ssrf.py) turn this back off."""
+    settings.SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS = True
+
+
 @pytest.fixture
 def hook(world):
     """A rule's channel list starts empty; this adds one webhook channel (never called

@@ -81,7 +81,9 @@ def test_database_url(django_db_setup, django_db_blocker) -> str:
 
 @pytest.fixture(scope="session")
 def integration_env(test_database_url, private_redis_url) -> dict[str, str]:
-    return child_env(DATABASE_URL=test_database_url, REDIS_URL=private_redis_url, LOG_LEVEL="INFO")
+    # Test receivers (alert webhooks) listen on 127.0.0.1, which production refuses.
+    return child_env(DATABASE_URL=test_database_url, REDIS_URL=private_redis_url, LOG_LEVEL="INFO",
+                     SPYGLASS_ALERTS_ALLOW_PRIVATE_TARGETS="1")
 
 
 @pytest.fixture(scope="session")

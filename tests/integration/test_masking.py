@@ -1,10 +1,15 @@
 """PII masking at ingest, end to end: a trace full of secrets, sent by the stock OTel
-exporter to the live server, then scored by a real worker, leaves no raw secret in any
-table of the database."""
+exporter and by the Spyglass SDK to the live server, with end-user feedback and an API
+score carrying secrets in their comments, then scored by a real worker, leaves no raw
+secret in any table of the database."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import pytest
+import spyglass
 from django.db import connection
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -80,6 +85,27 @@ def test_no_raw_secret_is_stored_anywhere(live_server_url, celery_worker, ingest
     logs = genai_message_logs(trace_id=trace_id, span_id=llm_span_id, question=TEXT, answer=SECRETS["api_key"])
     assert post_otlp(live_server_url, logs_protobuf(logs), key=ingest_key.secret_key, path="/v1/logs").status == 200
 
+    # The SDK's own spans, and its end-user feedback (public key), and an API score.
+    spyglass.init(host=live_server_url, secret_key=ingest_key.secret_key, public_key=ingest_key.public_key,
+                  service_name="masking-sdk")
+    try:
+        with spyglass.llm_span(model="gpt-4o-mini", provider="openai",
+                               messages=[{"role": "user", "content": TEXT}]) as sdk_llm:
+            sdk_llm.set_output(f"Card {SECRETS['card']} is on file.")
+            sdk_trace_id = spyglass.current_trace_id()
+        spyglass.feedback(trace_id, "thumbs", 0, comment=f"Wrong! Write to {SECRETS['email']} or {SECRETS['phone']}")
+        spyglass.event(trace_id, "edit", f"My IBAN is {SECRETS['iban']}")
+        assert spyglass.flush(timeout=60)
+    finally:
+        spyglass.shutdown()
+    score_request = urllib.request.Request(
+        f"{live_server_url}/api/v1/scores", method="POST",
+        data=json.dumps({"trace_id": trace_id, "name": "qa_note", "value": 1,
+                         "comment": f"key {SECRETS['api_key']} seen"}).encode(),
+        headers={"Authorization": f"Bearer {ingest_key.secret_key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(score_request, timeout=30) as response:
+        assert response.status == 201
+
     # The worker scores the stored trace (PII, embeddings, groundedness): their evidence
     # and embeddings' source text must see only placeholders too.
     wait_until(lambda: TraceScoring.objects.filter(project=ingest_key.project, trace_id=trace_id,
@@ -93,16 +119,24 @@ def test_no_raw_secret_is_stored_anywhere(live_server_url, celery_worker, ingest
     llm_row = Span.objects.get(project=ingest_key.project, trace_id=trace_id, span_id=llm_span_id)
     assert "[API_KEY]" in llm_row.messages[0]["content"] and "[PHONE]" in llm_row.messages[0]["content"]
     assert Score.objects.filter(project=ingest_key.project, trace_id=trace_id).exists()
+    sdk_trace = Trace.objects.get(project=ingest_key.project, trace_id=sdk_trace_id)
+    assert sdk_trace.output == "Card [CARD] is on file."
+    thumbs = Score.objects.get(project=ingest_key.project, trace_id=trace_id, source="end_user")
+    assert thumbs.comment == "Wrong! Write to [EMAIL] or [PHONE]"
+    note = Score.objects.get(project=ingest_key.project, trace_id=trace_id, name="qa_note")
+    assert note.comment == "key [API_KEY] seen"
     leaks = {kind: _tables_holding(value) for kind, value in SECRETS.items()}
     # the digits alone, too: a card number must not survive with its spaces removed
     leaks["card digits"] = _tables_holding(SECRETS["card"].replace(" ", ""))
     assert {kind: tables for kind, tables in leaks.items() if tables} == {}
 
 
-def test_masking_off_by_default_stores_text_as_received(live_server_url, ingest_key):
+def test_defaults_mask_keys_and_payment_data_and_keep_contacts(live_server_url, ingest_key):
     from tests.otlp_payloads import new_trace_id, span, traces_protobuf
 
     trace_id = new_trace_id()
     body = traces_protobuf([span("answer", trace_id=trace_id, attributes={"input.value": TEXT})])
     assert post_otlp(live_server_url, body, key=ingest_key.secret_key).status == 200
-    assert Trace.objects.get(project=ingest_key.project, trace_id=trace_id).input == TEXT
+    assert Trace.objects.get(project=ingest_key.project, trace_id=trace_id).input == (
+        f"I am {SECRETS['email']}, card [CARD], IBAN [IBAN], call {SECRETS['phone']}; "
+        f"my key is [API_KEY] and my order {SECRETS['order']} never came.")

@@ -151,6 +151,11 @@ ROUTES: dict[str, list[Route]] = {
         Route("GET", ADMIN_PAGE),
         Route("POST", page(403, 403, 403, 302), data=lambda o: {"kinds": ["email"]}, writes=True),
     ],
+    "api-masking": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"kinds": ["email"], "custom": [{"name": "walk", "pattern": "W-[0-9]+"}]})),
+    ],
     # --- explorer ---------------------------------------------------------------------------
     "api-trace-list": _get(API_READ, api=True),
     "api-trace-detail": _get(API_READ, api=True),

@@ -121,8 +121,22 @@ def kwarg_names(name: str) -> list[str]:
     return list(possibilities[0][0][0][1]) if possibilities else []
 
 
+def security_header_problems(response) -> list[str]:
+    """What is missing from the headers every answer must carry (config/security.py, settings)."""
+    csp = response.headers.get("Content-Security-Policy", "")
+    problems = [f"CSP lacks {part!r}" for part in ("script-src 'self'", "frame-ancestors 'none'", "object-src 'none'")
+                if part not in csp]
+    problems += [f"CSP allows {part!r}" for part in ("'unsafe-eval'", "*", "http:", "https:")
+                 if part in csp.split()]
+    expected = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+    problems += [f"{header}: {response.headers.get(header)!r}, expected {value!r}"
+                 for header, value in expected.items() if response.headers.get(header) != value]
+    return problems
+
+
 def request_once(walk: Walk, who: str, name: str, route: table.Route, url: str) -> tuple[int, str, bytes, object]:
-    """(status, Location, body, the tables changed), with every change rolled back."""
+    """(status, Location, body, the tables changed), with every change rolled back.
+    Every answer, whatever its status, must carry the security headers."""
     client = walk.client(who)
     kwargs = {}
     if route.method == "POST":
@@ -141,6 +155,8 @@ def request_once(walk: Walk, who: str, name: str, route: table.Route, url: str) 
         after = walk.fingerprint() if route.method != "GET" else None
         transaction.set_rollback(True)
     client.cookies = cookies
+    missing = security_header_problems(response)
+    assert not missing, f"{route.method} {url} as {who} ({response.status_code}): {'; '.join(missing)}"
     changed = sorted(t for t in {*before, *after} if before.get(t) != after.get(t)) if before is not None else []
     return response.status_code, response.headers.get("Location", ""), body, changed
 
