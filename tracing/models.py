@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import Q
 
 from projects.models import Project
 
@@ -145,6 +146,9 @@ class Span(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "model", "start_time"], name="span_project_model"),
+            # The cost page's unpriced spans (dashboards.selectors.unpriced_spans): few rows.
+            models.Index(fields=["project", "trace_id"], name="span_unpriced",
+                         condition=Q(cost_usd__isnull=True) & (Q(input_tokens__gt=0) | Q(output_tokens__gt=0))),
         ]
 
     def __str__(self) -> str:

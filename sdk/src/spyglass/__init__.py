@@ -10,8 +10,11 @@ def answer(question: str) -> str: ...
 prompt = spyglass.get_prompt("support-answer", label="production")
 with spyglass.context(prompt=prompt):  # links the trace to that prompt version
     messages = prompt.compile(question=question)
+
+spyglass.datasets.add("support-golden", filter={"metadata.plan": "pro"})   # see spyglass.datasets
 """
 
+from . import datasets
 from ._context import bind_context, context
 from ._feedback import current_trace_id, event, feedback
 from ._llm import LLMSpan, llm_span
@@ -39,6 +42,7 @@ __all__ = [
     "clear_prompt_cache",
     "context",
     "current_trace_id",
+    "datasets",
     "event",
     "feedback",
     "flush",
