@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.traces, args.add, args.items, args.reps = 400, 150, 2_000, 1
 
-    with tempfile.TemporaryDirectory(prefix="spyglass-bench-datasets-") as tmp:
+    # ignore_cleanup_errors: Postgres may still be writing while the directory is removed
+    # at exit (the server stops when its handle is collected, bench/_django.py).
+    with tempfile.TemporaryDirectory(prefix="spyglass-bench-datasets-", ignore_cleanup_errors=True) as tmp:
         database_url = django_start(tmp)
         from django.contrib.auth import get_user_model
         from django.db import connection

@@ -88,3 +88,31 @@ ERRORS = {
     401: OpenApiResponse(ErrorSerializer, description="No, unknown or revoked API key, and no session."),
     404: OpenApiResponse(ErrorSerializer, description="Project (session auth) or trace not found."),
 }
+
+
+# Answers any operation can give, whatever its own declaration says: the role check
+# (403; outsiders get 404, declared everywhere), bad input (400: unknown or malformed
+# parameters are refused, not ignored), and for operations with a body the limits of
+# config/request_body.py (413 over SPYGLASS_MAX_BODY_BYTES; 411 for a chunked body a
+# server cannot terminate). schemathesis found them answered but undocumented.
+_COMMON_ERRORS = {
+    "400": "Invalid parameters or body; `error.detail` names each problem.",
+    "403": "Your role in the project does not allow this.",
+}
+_BODY_ERRORS = {
+    "411": "A chunked body on a server that cannot terminate it; send a Content-Length.",
+    "413": "The body is larger than SPYGLASS_MAX_BODY_BYTES.",
+}
+
+
+def document_common_errors(result: dict, generator: Any, request: Any, public: bool) -> dict:
+    """drf-spectacular postprocessing hook: add the answers above where an operation
+    does not declare them itself."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            extra = {**_COMMON_ERRORS, **(_BODY_ERRORS if "requestBody" in operation else {})}
+            for status, description in extra.items():
+                responses.setdefault(status, {"description": description, "content": error})
+    return result

@@ -191,6 +191,12 @@ SPECTACULAR_SETTINGS = {
     # Several "status" choice sets (traces/spans, drift features): name the traces' one,
     # or drf-spectacular invents "Status114Enum" and `check --deploy` warns.
     "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status"},
+    # The answers every operation can give (403, 400; 411/413 with a body), documented
+    # once instead of on each view (config/api.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api.document_common_errors",
+    ],
 }
 
 # End-user feedback (POST /api/v1/feedback, public key): browser origins allowed by CORS

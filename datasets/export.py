@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 from django.db import connection
-from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import Count, Exists, F, Func, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import MD5, Cast, RowNumber
+from django.db.models.functions import RowNumber
 from django.http import StreamingHttpResponse
 
 from config.errors import ValidationFailed
@@ -188,9 +188,15 @@ def export_plan(*, dataset: Dataset, options: ExportOptions) -> Plan:
                  .order_by()]
         cap = balance_cap(sizes, options.max_share)
         if cap is not None:
-            queryset = queryset.annotate(_rank=Window(RowNumber(), partition_by=[slice_key],
-                                                      order_by=MD5(Cast("id", CharField())).asc()))
-            queryset = queryset.filter(_rank__lte=cap)
+            # Rank narrow rows (slice, hash, id) and join the kept ids back: sorting the
+            # full rows spilled to disk and held the first line back ~0.5 s at 100,000
+            # items. hashint8(id) is a fixed pseudo-random order (stable across calls, so
+            # the same export gives the same lines) and much cheaper to sort than md5 text.
+            kept_ids = queryset.values("id").annotate(
+                _rank=Window(RowNumber(), partition_by=[slice_key],
+                             order_by=[Func(F("id"), function="hashint8").asc(), F("id").asc()]),
+            ).filter(_rank__lte=cap).values("id")
+            queryset = DatasetItem.objects.filter(id__in=Subquery(kept_ids))
             kept = sum(min(n, cap) for n in sizes)
             removed["balance"] = previous - kept
             previous = kept

@@ -176,3 +176,14 @@ def test_schema_documents_the_endpoints(world, api):
     schema = api.get("/api/v1/schema/", {"format": "json"}).json()
     for path in ("/api/v1/datasets", "/api/v1/datasets/{dataset_name}/items", "/api/v1/datasets/{dataset_name}/export"):
         assert path in schema["paths"], path
+
+
+def test_list_and_items_take_a_fixed_number_of_queries(world, api, django_assert_max_num_queries):
+    for n in range(5):
+        dataset = services.dataset_create(project=world.project, name=f"set-{n}")
+        services.items_add(dataset=dataset, items=[services.ItemIn(f"q{i}") for i in range(20)], change={})
+    services.split_set(dataset=dataset, test_fraction=0.5, seed="s")
+    with django_assert_max_num_queries(4):  # key, its last-used stamp, datasets with counts
+        assert len(api.get(URL).json()["datasets"]) == 5
+    with django_assert_max_num_queries(6):  # key, stamp, dataset, version (split), items
+        assert len(api.get(f"{URL}/set-4/items", {"limit": 100}).json()["items"]) == 20
