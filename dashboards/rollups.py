@@ -547,6 +547,13 @@ def _value_sql(measure: str, agg: str) -> str:
     return "(sum(c.t)::numeric / nullif(sum(c.n), 0))::float8"  # rate
 
 
+# A stored hour's UTC bucket, equal to the raw side's date_trunc(interval, t, 'UTC') (weeks
+# start on Monday; 2000-01-03 was one). date_bin is plain arithmetic; date_trunc with a time
+# zone converts every row, which cost a fifth of a distinct-users query over a month.
+_BUCKET_SQL = {"hour": "r.hour", "day": "date_bin('1 day', r.hour, '2000-01-03 00:00+00')",
+               "week": "date_bin('7 days', r.hour, '2000-01-03 00:00+00')"}
+
+
 def rollup_rows(*, project: Project, query, start: datetime, end: datetime, top: int,
                 now: datetime | None = None) -> tuple[list[tuple], bool] | None:
     """Rows in _raw_sql's shape (bucket, [g, folded]..., value, n) from rollups plus raw
@@ -573,7 +580,7 @@ def rollup_rows_many(*, project: Project, query, aggs: tuple[str, ...], start: d
     if h1 <= h0:
         return None
     edges = [(a, b) for a, b in ((start, h0), (h1, end)) if a < b]
-    bucket = f"date_trunc('{query.interval}', r.hour, 'UTC')" if query.interval else "NULL::timestamptz"
+    bucket = _BUCKET_SQL[query.interval] if query.interval else "NULL::timestamptz"
     actor = _actor_kind(query)
     if actor is not None:
         src, params = _actor_sources(query, project, actor, h0, h1, edges)
