@@ -576,6 +576,11 @@ def _report_sql(*, project: Project, query: SliceQuery, interval: str) -> tuple[
     slice_counts = ", ".join(f"{expr} AS {alias}" for alias, expr in counts)
     # The prompt-version rows need only the praised-but-unsupported counts.
     prompt_counts = ", ".join(expr if alias in ("pu_n", "pu_x") else "NULL" for alias, expr in counts)
+    # With one dimension g2 is the same constant on every row: no second top-k pass over
+    # the window's traces (a hash aggregate of 250,000 rows for nothing).
+    two = len(dims) > 1
+    k2 = "\nk2 AS (SELECT g2 FROM base GROUP BY g2 ORDER BY count(*) DESC, g2 LIMIT %s)," if two else ""
+    fold2 = "CASE WHEN b.g2 IN (SELECT g2 FROM k2) THEN b.g2 ELSE %s END" if two else "b.g2"
     sql = f"""
 WITH base AS MATERIALIZED (
   SELECT {columns[0]} AS g1, {g2} AS g2, t.trace_id, hashtext(t.trace_id) AS h,
@@ -584,8 +589,7 @@ WITH base AS MATERIALIZED (
          t.latency_ms, t.cost_usd::float8 AS cost, (t.status = 'error') AS err
   FROM ({traces}) AS t{cohort_join}
 ),
-k1 AS (SELECT g1 FROM base GROUP BY g1 ORDER BY count(*) DESC, g1 LIMIT %s),
-k2 AS (SELECT g2 FROM base GROUP BY g2 ORDER BY count(*) DESC, g2 LIMIT %s),
+k1 AS (SELECT g1 FROM base GROUP BY g1 ORDER BY count(*) DESC, g1 LIMIT %s),{k2}
 piv AS MATERIALIZED (
   SELECT s.trace_id,
          avg(s.value) FILTER (WHERE s.name = %s) AS thumbs,
@@ -601,7 +605,7 @@ piv AS MATERIALIZED (
 ),
 f AS MATERIALIZED (
   SELECT CASE WHEN b.g1 IN (SELECT g1 FROM k1) THEN b.g1 ELSE %s END AS g1,
-         CASE WHEN b.g2 IN (SELECT g2 FROM k2) THEN b.g2 ELSE %s END AS g2,
+         {fold2} AS g2,
          b.h, b.bucket, b.prompt, b.latency_ms, b.cost, b.err,
          p.thumbs, p.rating, p.hall, p.tox, {', '.join(m.replace('_rate', '') for m in SIGNALS)}, p.feedback
   FROM base b LEFT JOIN piv p ON p.trace_id = b.trace_id
@@ -615,10 +619,10 @@ FROM f GROUP BY f.prompt, f.bucket
 """
     params = [
         *dim_params, *trace_params, *cohort_params,
-        query.tops[0], query.tops[1] if len(query.tops) > 1 else 1,
+        query.tops[0], *([query.tops[1] if len(query.tops) > 1 else 1] if two else []),
         names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
         Source.END_USER, project.pk, score_names, Source.END_USER,
-        OTHER, OTHER,
+        OTHER, *([OTHER] if two else []),
     ]
     return sql, params
 
