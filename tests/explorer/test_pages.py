@@ -435,6 +435,17 @@ def test_htmx_filter_request_returns_only_the_results(world):
     assert "<html" not in html and 'id="filters"' not in html
 
 
+def test_filter_change_by_htmx_updates_the_queue_and_dataset_links(world):
+    # htmx swaps only #results when a filter changes, so links that carry the filter must
+    # live in that fragment; in the form they kept the filter the page was opened with.
+    chat_trace(world.project)
+    html = login(world.member).get(
+        traces_url(world), {"user_id": "user-ada"}, headers={"HX-Request": "true", "HX-Target": "results"}
+    ).content.decode()
+    assert f'href="/p/{world.project.slug}/annotate/new?user_id=user-ada"' in html
+    assert f'href="/p/{world.project.slug}/datasets/add/?user_id=user-ada"' in html
+
+
 def test_row_links_carry_the_filter_to_the_trace_page(world):
     trace_id = chat_trace(world.project)
     html = login(world.viewer).get(traces_url(world), {"user_id": "user-ada"}).content.decode()
