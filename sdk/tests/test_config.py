@@ -57,3 +57,30 @@ def test_bad_environment_values_fall_back_to_defaults(monkeypatch, caplog):
     assert config.sample_rate == 1.0
     assert config.enabled is True
     assert config.service_name == "unknown_service"
+
+
+def test_a_second_init_with_another_environment_and_release_applies_to_new_spans():
+    # OTel sets the global provider once per process, so the resource the first init() made
+    # stays; the new environment and release must still reach the spans (as span attributes,
+    # which beat the resource at ingest).
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import spyglass
+    from spyglass import _attributes as A
+
+    @spyglass.observe()
+    def step() -> None:
+        return None
+
+    def effective(span, key):
+        return span.attributes.get(key, span.resource.attributes.get(key))
+
+    for environment, release in (("canary", "1.0"), ("staging", "2.0")):
+        exporter = InMemorySpanExporter()
+        spyglass.init(host="http://127.0.0.1:9", environment=environment, release=release,
+                      span_exporter=exporter)
+        step()
+        assert spyglass.flush(timeout=10.0)
+        (span,) = exporter.get_finished_spans()
+        assert effective(span, A.DEPLOYMENT_ENVIRONMENT) == environment
+        assert effective(span, A.SERVICE_VERSION) == release

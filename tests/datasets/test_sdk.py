@@ -10,12 +10,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def sdk(world, live_server, monkeypatch):
+def sdk(world, live_server):
+    # init() rather than SPYGLASS_* variables: an earlier test's init() in this process
+    # would otherwise win over the environment with its own (deleted) project's key.
+    import spyglass
     from spyglass import datasets
 
-    monkeypatch.setenv("SPYGLASS_HOST", live_server.url)
-    monkeypatch.setenv("SPYGLASS_SECRET_KEY", world.key.secret_key)
-    return datasets
+    spyglass.init(host=live_server.url, secret_key=world.key.secret_key, service_name="datasets-sdk-test")
+    yield datasets
+    spyglass.shutdown()
 
 
 def test_create_add_get_through_the_sdk(sdk, world, monkeypatch):

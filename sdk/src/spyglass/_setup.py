@@ -227,14 +227,15 @@ def _init(config: Config, tracer_provider: TracerProvider | None, span_exporter:
     provider, own = _resolve_provider(config, tracer_provider)
     exporter = _build_exporter(config, span_exporter)
     batch = BatchSpanProcessor(exporter) if exporter is not None else None
+    # A provider's resource cannot be changed: neither a foreign one nor the one an earlier
+    # init() made (OTel sets the global provider once per process). Facts the resource lacks
+    # go on every span; span attributes beat the resource at ingest. A foreign resource's own
+    # values are kept (the app set them), ours give way to the latest init().
     extra: dict[str, Any] = {}
-    if not own:
-        # We cannot change a foreign provider's resource, so carry the facts per span.
-        resource_attrs = provider.resource.attributes
-        if config.environment and A.DEPLOYMENT_ENVIRONMENT not in resource_attrs:
-            extra[A.DEPLOYMENT_ENVIRONMENT] = config.environment
-        if config.release and A.SERVICE_VERSION not in resource_attrs:
-            extra[A.SERVICE_VERSION] = config.release
+    resource_attrs = provider.resource.attributes
+    for key, value in ((A.DEPLOYMENT_ENVIRONMENT, config.environment), (A.SERVICE_VERSION, config.release)):
+        if value and (key not in resource_attrs or (own and resource_attrs[key] != value)):
+            extra[key] = value
     filter_rate = None if own or config.sample_rate >= 1.0 else config.sample_rate
 
     processor = _processors.get(provider)
