@@ -110,3 +110,29 @@ class QueueReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reviewer_id} on item {self.item_id}: {self.status}"
+
+
+class Correction(models.Model):
+    """A reviewer's corrected answer for a trace: what the answer should have been.
+
+    One per reviewer and trace (a reviewer edits theirs). When the trace goes into a
+    dataset, the newest correction can become the item's expected output.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    text = models.TextField()
+    # The queue the correction was written in, for the queue's results (None: elsewhere).
+    queue = models.ForeignKey(AnnotationQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id", "author"], name="correction_unique_author"),
+        ]
+        indexes = [models.Index(fields=["project", "trace_id", "-updated_at"], name="correction_trace_newest")]
+
+    def __str__(self) -> str:
+        return f"correction of {self.trace_id} by {self.author_id}"

@@ -13,8 +13,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, F, Q
 from django.db.models.functions import MD5
 
-from annotation.models import AnnotationQueue, Comment, QueueItem, QueueReview, ReviewStatus
+from annotation.models import AnnotationQueue, Comment, Correction, QueueItem, QueueReview, ReviewStatus
 from config.errors import NotFound
+from evaluation.evidence import ContextPiece, context_pieces, spans_by_trace
+from evaluation.selectors import TraceEvaluations, trace_evaluations
 from explorer.filters import TraceFilter
 from feedback.models import InteractionEvent
 from projects.models import Membership, Project, Role, role_at_least
@@ -225,6 +227,20 @@ class ReviewContext:
     status: str | None
     position: int
     total: int
+    # What the answer should rest on, the groundedness verdict and the end user's own
+    # feedback: beside the answer, so judging accuracy needs no second tab.
+    context: list[ContextPiece] = field(default_factory=list)
+    context_more: int = 0  # pieces left out of `context` (see REVIEW_CONTEXT_PIECES)
+    evaluations: TraceEvaluations | None = None
+    user_feedback: list[Score] = field(default_factory=list)
+    correction: str = ""  # the reviewer's own corrected answer
+    other_corrections: list[Correction] = field(default_factory=list)
+
+
+# The review page shows at most this many context pieces, each cut to this many
+# characters: a RAG trace with 50 long documents must not make a page nobody scrolls.
+REVIEW_CONTEXT_PIECES = 20
+REVIEW_CONTEXT_CHARS = 4000
 
 
 def _form_value(score: Score) -> str:
@@ -279,6 +295,8 @@ def review_context(*, queue: AnnotationQueue, item: QueueItem, reviewer: Abstrac
         .first()
     )
     status = QueueReview.objects.filter(item=item, reviewer=reviewer).values_list("status", flat=True).first()
+    trace = traces.get(item.trace_id)
+    evidence = _review_evidence(project, trace, reviewer) if trace is not None else {}
     return ReviewContext(
         item=item,
         trace=traces.get(item.trace_id),
@@ -292,7 +310,59 @@ def review_context(*, queue: AnnotationQueue, item: QueueItem, reviewer: Abstrac
         status=status,
         position=item.position,
         total=QueueItem.objects.filter(queue=queue).count(),
+        **evidence,
     )
+
+
+def _review_evidence(project: Project, trace: Trace, reviewer: AbstractBaseUser) -> dict[str, Any]:
+    pieces = context_pieces(trace, spans_by_trace(project, [trace.trace_id])[trace.trace_id])
+    shown = [
+        ContextPiece(p.kind, p.label, _cut(p.text, REVIEW_CONTEXT_CHARS), p.span_id)
+        for p in pieces[:REVIEW_CONTEXT_PIECES]
+    ]
+    corrections = list(trace_corrections(project=project, trace_id=trace.trace_id).select_related("author"))
+    mine = next((c.text for c in corrections if c.author_id == reviewer.pk), "")
+    return {
+        "context": shown,
+        "context_more": max(0, len(pieces) - len(shown)),
+        "evaluations": trace_evaluations(project_id=project.pk, trace_id=trace.trace_id, output=trace.output or ""),
+        "user_feedback": list(
+            Score.objects.filter(project=project, trace_id=trace.trace_id, source=Source.END_USER)
+            .order_by("-updated_at")[:20]
+        ),
+        "correction": mine,
+        "other_corrections": [c for c in corrections if c.author_id != reviewer.pk],
+    }
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit:,} more characters]"
+
+
+def trace_corrections(*, project: Project | int, trace_id: str):
+    """A trace's corrected answers, newest first."""
+    return Correction.objects.filter(project=project, trace_id=trace_id).order_by("-updated_at", "-id")
+
+
+def queue_reviewed_trace_ids(*, queue: AnnotationQueue, only_corrected: bool = False) -> list[str]:
+    """Trace ids of the queue's items with at least one completed review, in queue order;
+    with `only_corrected`, only those whose trace has a corrected answer."""
+    items = QueueItem.objects.filter(queue=queue, reviews__status=ReviewStatus.DONE)
+    if only_corrected:
+        items = items.filter(trace_id__in=Correction.objects.filter(project_id=queue.project_id)
+                             .values("trace_id"))
+    return list(dict.fromkeys(items.order_by("position").values_list("trace_id", flat=True)))
+
+
+def newest_corrections(*, project: Project | int, trace_ids: list[str]) -> dict[str, str]:
+    """trace id -> the newest corrected answer of that trace (by any reviewer)."""
+    rows = (
+        Correction.objects.filter(project=project, trace_id__in=trace_ids)
+        .order_by("trace_id", "-updated_at", "-id")
+        .distinct("trace_id")
+        .values_list("trace_id", "text")
+    )
+    return dict(rows)
 
 
 @dataclass(frozen=True)

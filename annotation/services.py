@@ -16,11 +16,12 @@ from django.db.models import Count, Exists, F, IntegerField, OuterRef, Subquery,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.models import AnnotationQueue, Comment, QueueItem, QueueMode, QueueReview, ReviewStatus
+from annotation.models import AnnotationQueue, Comment, Correction, QueueItem, QueueMode, QueueReview, ReviewStatus
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from projects.models import Membership, Project, Role, role_at_least
 from scores.models import Score, ScoreConfig, Source
 from scores.services import PAIRWISE_CONFIG, score_upsert
+from tracing.masking import project_masker
 
 # How long a claimed queue item stays reserved for its reviewer without activity. Long
 # enough to read a long trace, short enough that a closed tab frees the item soon.
@@ -31,6 +32,36 @@ MAX_QUEUE_ITEMS = 2000
 
 
 MAX_COMMENT_CHARS = 10_000
+
+# A corrected answer is a whole answer (it becomes a dataset's expected output), so it
+# may be long; the same cap as a dataset item's text.
+MAX_CORRECTION_CHARS = 1_000_000
+
+
+def correction_save(
+    *, project: Project, trace_id: str, author: AbstractBaseUser, text: str, queue: AnnotationQueue | None = None
+) -> Correction | None:
+    """Set the reviewer's corrected answer for a trace; blank text removes it.
+
+    Leading and trailing whitespace is kept inside the answer but a text of only
+    whitespace counts as blank (a reviewer clearing the box).
+    """
+    if len(text) > MAX_CORRECTION_CHARS:
+        raise ValidationFailed(
+            f"correction: at most {MAX_CORRECTION_CHARS} characters.", detail={"correction": "too_long"}
+        )
+    if not text.strip():
+        Correction.objects.filter(project=project, trace_id=trace_id, author=author).delete()
+        return None
+    # Typed by a person, so it gets the project's ingest masking like score comments:
+    # a reviewer pasting the customer's card number must not store it.
+    masker = project_masker(project.pk)
+    if masker:
+        text = masker.text(text)
+    correction, _ = Correction.objects.update_or_create(
+        project=project, trace_id=trace_id, author=author, defaults={"text": text, "queue": queue}
+    )
+    return correction
 
 
 @transaction.atomic
@@ -270,11 +301,13 @@ def queue_item_submit(
     reviewer: AbstractBaseUser,
     values: Mapping[int, Any],
     comment: str = "",
+    correction: str | None = None,
 ) -> QueueItem:
     """Record the reviewer's scores for an item (config id → raw value) and mark it done.
 
     Every queue config needs a value; a re-submit updates the scores without counting
-    the item twice.
+    the item twice. `correction` (None: leave as is) sets or clears the reviewer's
+    corrected answer for the item's trace.
     """
     item = QueueItem.objects.select_for_update().filter(queue=queue, pk=item_id).first()
     if item is None:
@@ -306,6 +339,8 @@ def queue_item_submit(
             queue_id=queue.pk,
             metadata=metadata,
         )
+    if correction is not None:
+        correction_save(project=queue.project, trace_id=item.trace_id, author=reviewer, text=correction, queue=queue)
     if review.status != ReviewStatus.DONE:
         review.status = ReviewStatus.DONE
         review.locked_until = None

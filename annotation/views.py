@@ -379,6 +379,7 @@ def _review_page(
         # Keep what the reviewer chose, so a missing value costs one key, not the form.
         context.values.update({k: v for k, v in _values_from_post(request).items() if v})
         context.comment = request.POST.get("comment", context.comment)
+        context.correction = request.POST.get("correction", context.correction)
     configs = [{"config": c, "value": context.values.get(c.pk, ""), "options": c.options()} for c in context.configs]
     progress = selectors.queue_progress(queue=queue)
     me = request.user.get_username()
@@ -423,6 +424,8 @@ def queue_item_submit(request: HttpRequest, access: ProjectAccess, queue_id: int
             reviewer=request.user,
             values=_values_from_post(request),
             comment=request.POST.get("comment", "").strip(),
+            # Absent (an old form) leaves the correction alone; an empty box clears it.
+            correction=request.POST.get("correction"),
         )
     except errors.ValidationFailed as exc:
         return _review_page(request, access, queue, item_id, error=exc.message, status=400)

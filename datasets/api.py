@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.selectors import queue_get
 from config.api import ERRORS, PROJECT_PARAM, ErrorSerializer
 from config.errors import ValidationFailed
 from datasets import export, selectors, services
@@ -70,7 +71,7 @@ class ItemPageSerializer(serializers.Serializer):
 
 
 class ItemsAddSerializer(serializers.Serializer):
-    """Exactly one of items, trace_ids, filter."""
+    """Exactly one of items, trace_ids, filter, queue_id."""
 
     items = serializers.ListField(child=serializers.JSONField(), required=False,
                                   help_text="Items: {input, expected_output?, metadata?, source_trace_id?, "
@@ -86,6 +87,15 @@ class ItemsAddSerializer(serializers.Serializer):
                                      f"(default {services.FILTER_CAP_DEFAULT}, max {services.FILTER_CAP_MAX}).")
     preview = serializers.BooleanField(required=False, default=False,
                                        help_text="With filter: only count the matching traces, add nothing.")
+    queue_id = serializers.IntegerField(required=False,
+                                        help_text="An annotation queue of this project: its reviewed traces, in "
+                                                  "queue order.")
+    only_corrected = serializers.BooleanField(required=False, default=False,
+                                              help_text="With queue_id: only traces a reviewer corrected.")
+    use_corrections = serializers.BooleanField(
+        required=False, default=True,
+        help_text="With trace_ids, filter or queue_id: a trace's newest reviewer-corrected answer (when it has "
+                  "one) is the expected output instead of the trace's own answer.")
 
 
 class ItemsAddedSerializer(serializers.Serializer):
@@ -94,6 +104,7 @@ class ItemsAddedSerializer(serializers.Serializer):
     duplicates_skipped = serializers.IntegerField(help_text="Items whose input the dataset already held.")
     without_input = serializers.IntegerField(help_text="Traces with no input text or messages (not added).")
     matched = serializers.IntegerField(allow_null=True, help_text="Filter: traces matching it (before the limit).")
+    corrected = serializers.IntegerField(help_text="Items whose expected output is a reviewer's corrected answer.")
 
 
 def dataset_body(dataset: Dataset, item_count: int) -> dict[str, Any]:
@@ -155,8 +166,8 @@ class DatasetItemsView(APIView):
     @extend_schema(
         operation_id="datasets_items_add", summary="Add items (a new version)",
         description=(
-            "Give exactly one of `items`, `trace_ids` or `filter`. Every call that adds something makes a new "
-            "immutable version; items whose input the dataset already holds are skipped and counted. "
+            "Give exactly one of `items`, `trace_ids`, `filter` or `queue_id`. Every call that adds something "
+            "makes a new immutable version; items whose input the dataset already holds are skipped and counted. "
             "A bad item is a 400 naming it (`items[3].input`) and nothing is added."),
         parameters=[NAME_PARAM, PROJECT_PARAM], request=ItemsAddSerializer,
         responses={201: ItemsAddedSerializer,
@@ -167,6 +178,7 @@ class DatasetItemsView(APIView):
         examples=[OpenApiExample("items", request_only=True, value={"items": [
                       {"input": [{"role": "user", "content": "Where is my order?"}],
                        "expected_output": "Let me check that for you.", "metadata": {"plan": "pro"}}]}),
+                  OpenApiExample("queue", request_only=True, value={"queue_id": 12, "only_corrected": True}),
                   OpenApiExample("filter", request_only=True,
                                  value={"filter": {"metadata.plan": "pro", "score": ["user_thumbs=1"]},
                                         "limit": 500})],
@@ -177,14 +189,16 @@ class DatasetItemsView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise ValidationFailed("body: must be a JSON object", detail={"body": ["must be a JSON object"]})
-        given = [key for key in ("items", "trace_ids", "filter") if key in data]
+        given = [key for key in ("items", "trace_ids", "filter", "queue_id") if key in data]
         if len(given) != 1:
-            raise ValidationFailed("body: give exactly one of items, trace_ids, filter",
-                                   detail={"body": ["exactly one of items, trace_ids, filter"]})
-        unknown = set(data) - {"items", "trace_ids", "filter", "limit", "preview"}
+            raise ValidationFailed("body: give exactly one of items, trace_ids, filter, queue_id",
+                                   detail={"body": ["exactly one of items, trace_ids, filter, queue_id"]})
+        unknown = set(data) - {"items", "trace_ids", "filter", "queue_id", "limit", "preview", "only_corrected",
+                               "use_corrections"}
         if unknown:
             raise ValidationFailed(f"{sorted(unknown)[0]}: unknown field",
                                    detail={key: ["unknown field"] for key in sorted(unknown)})
+        use_corrections = _flag(data, "use_corrections", default=True)
         if given[0] == "items":
             result = services.items_add(dataset=dataset, items=services.items_parse(data["items"]),
                                         change={"kind": "items"}, user=access.user)
@@ -195,19 +209,37 @@ class DatasetItemsView(APIView):
                 raise ValidationFailed("trace_ids: must be a non-empty list of trace ids (strings), "
                                        f"at most {services.MAX_ITEMS_PER_CALL}",
                                        detail={"trace_ids": ["a non-empty list of trace id strings"]})
-            result = services.items_add_traces(dataset=dataset, trace_ids=ids, user=access.user)
+            result = services.items_add_traces(dataset=dataset, trace_ids=ids, user=access.user,
+                                               use_corrections=use_corrections)
+        elif given[0] == "queue_id":
+            queue_id = data["queue_id"]
+            if not isinstance(queue_id, int) or isinstance(queue_id, bool):
+                raise ValidationFailed("queue_id: must be an annotation queue's id (a whole number)",
+                                       detail={"queue_id": ["a whole number"]})
+            queue = queue_get(project=access.project, queue_id=queue_id)
+            result = services.items_add_queue(dataset=dataset, queue=queue, user=access.user,
+                                              only_corrected=_flag(data, "only_corrected", default=False),
+                                              use_corrections=use_corrections)
         else:
             trace_filter = services.filter_parse(data["filter"])
             cap = services.filter_cap(data.get("limit"))
             if data.get("preview") is True:
                 preview = services.filter_preview(project=access.project, trace_filter=trace_filter, cap=cap)
                 return Response({"version": dataset.current_version, "added": 0, "duplicates_skipped": 0,
-                                 "without_input": 0, "matched": preview.matched})
+                                 "without_input": 0, "matched": preview.matched, "corrected": 0})
             result = services.items_add_filter(dataset=dataset, trace_filter=trace_filter, cap=cap,
-                                               user=access.user)
+                                               user=access.user, use_corrections=use_corrections)
         return Response({"version": result.dataset.current_version, "added": result.added,
                          "duplicates_skipped": result.duplicates, "without_input": result.without_input,
-                         "matched": result.matched}, status=201 if result.version else 200)
+                         "matched": result.matched, "corrected": result.corrected},
+                        status=201 if result.version else 200)
+
+
+def _flag(data: dict[str, Any], key: str, *, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{key}: must be true or false", detail={key: ["true or false"]})
+    return value
 
 
 class _JsonErrors(DefaultContentNegotiation):

@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from django.db import IntegrityError, transaction
 
+from annotation.models import AnnotationQueue
+from annotation.selectors import newest_corrections, queue_reviewed_trace_ids
 from config.errors import Conflict, NotFound, ValidationFailed
 from datasets.models import Dataset, DatasetItem, DatasetVersion
 from explorer.filters import TraceFilter
@@ -26,7 +28,7 @@ from tracing.models import Span, SpanKind, Trace
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 ROLES = ("system", "developer", "user", "assistant", "tool")
 # Page paths under /p/<project>/datasets/ that a dataset name would shadow.
-RESERVED_NAMES = frozenset({"add", "add-trace"})
+RESERVED_NAMES = frozenset({"add", "add-trace", "add-queue"})
 MAX_ITEMS_PER_CALL = 10_000
 FILTER_CAP_DEFAULT = 1_000
 FILTER_CAP_MAX = 50_000
@@ -54,6 +56,8 @@ class AddResult:
     # Filter / trace adds: traces that had no input text or messages to take.
     without_input: int = 0
     matched: int | None = None  # filter adds: traces matching the filter (before the cap)
+    # Trace adds: items whose expected output is a reviewer's corrected answer.
+    corrected: int = 0
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -96,7 +100,7 @@ def input_hash(value: str | list[dict[str, Any]]) -> str:
 
 @transaction.atomic
 def items_add(*, dataset: Dataset, items: Sequence[ItemIn], change: Mapping[str, Any], user: Any = None,
-              without_input: int = 0, matched: int | None = None) -> AddResult:
+              without_input: int = 0, matched: int | None = None, corrected: int = 0) -> AddResult:
     """Add items as a new version, skipping any whose input the dataset (or an earlier
     item of the same call) already holds. No new item, no new version."""
     dataset = _locked(dataset)
@@ -115,7 +119,7 @@ def items_add(*, dataset: Dataset, items: Sequence[ItemIn], change: Mapping[str,
         fresh.append((digest, item))
     duplicates = len(items) - len(fresh)
     if not fresh:
-        return AddResult(dataset, None, 0, duplicates, without_input, matched)
+        return AddResult(dataset, None, 0, duplicates, without_input, matched, corrected)
     number = dataset.current_version + 1
     DatasetItem.objects.bulk_create(
         [DatasetItem(dataset=dataset, project_id=dataset.project_id, added_in=number, input=item.input,
@@ -125,8 +129,9 @@ def items_add(*, dataset: Dataset, items: Sequence[ItemIn], change: Mapping[str,
         batch_size=_BATCH,
     )
     version = _version_create(dataset, number=number, added=len(fresh), removed=0,
-                              change={**change, "duplicates_skipped": duplicates}, user=user)
-    return AddResult(dataset, version, len(fresh), duplicates, without_input, matched)
+                              change={**change, "duplicates_skipped": duplicates,
+                                      **({"corrected": corrected} if corrected else {})}, user=user)
+    return AddResult(dataset, version, len(fresh), duplicates, without_input, matched, corrected)
 
 
 def _version_create(dataset: Dataset, *, number: int, added: int, removed: int, change: Mapping[str, Any],
@@ -327,14 +332,18 @@ def _line(number: int, problem: str) -> ValidationFailed:
 _TRACE_FIELDS = ("trace_id", "root_span_id", "input", "output", "metadata")
 
 
-def _items_from_trace_rows(project: Project, rows: list[dict[str, Any]]) -> tuple[list[ItemIn], int]:
+def _items_from_trace_rows(project: Project, rows: list[dict[str, Any]],
+                           use_corrections: bool = True) -> tuple[list[ItemIn], int, int]:
     """Items from trace rows: the first LLM span's input messages when it has them (what
-    fine-tuning needs), else the trace's input text; the trace's answer as expected output.
-    Returns (items, traces with no input at all)."""
+    fine-tuning needs), else the trace's input text; as expected output the newest
+    reviewer's corrected answer when there is one and `use_corrections`, else the trace's
+    own answer. Returns (items, traces with no input at all, items that took a correction)."""
     messages: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    corrections: dict[str, str] = {}
     ids = [row["trace_id"] for row in rows]
     for start in range(0, len(ids), _BATCH):
-        spans = (Span.objects.filter(project=project, trace_id__in=ids[start:start + _BATCH], kind=SpanKind.LLM)
+        chunk = ids[start:start + _BATCH]
+        spans = (Span.objects.filter(project=project, trace_id__in=chunk, kind=SpanKind.LLM)
                  .exclude(messages=[]).order_by("trace_id", "start_time", "span_id").distinct("trace_id")
                  .values_list("trace_id", "span_id", "messages"))
         for trace_id, span_id, raw in spans:
@@ -342,20 +351,24 @@ def _items_from_trace_rows(project: Project, rows: list[dict[str, Any]]) -> tupl
                      if isinstance(m, dict) and m.get("source") != "output" and m.get("role") in ROLES]
             if clean:
                 messages[trace_id] = (span_id, clean)
-    items, without = [], 0
+        if use_corrections:
+            corrections.update(newest_corrections(project=project, trace_ids=chunk))
+    items, without, corrected = [], 0, 0
     for row in rows:
         span_id, value = messages.get(row["trace_id"], (row["root_span_id"], row["input"]))
         if not value or (isinstance(value, str) and not value.strip()):
             without += 1
             continue
-        items.append(ItemIn(value, row["output"], dict(row["metadata"] or {}), row["trace_id"], span_id))
-    return items, without
+        expected = corrections.get(row["trace_id"])
+        corrected += expected is not None
+        items.append(ItemIn(value, expected if expected is not None else row["output"],
+                            dict(row["metadata"] or {}), row["trace_id"], span_id))
+    return items, without, corrected
 
 
 def items_add_traces(*, dataset: Dataset, trace_ids: Sequence[str], user: Any = None,
-                     expected_output: str | None = None) -> AddResult:
-    """Add these traces of the dataset's project. An unknown id is a 400 naming it.
-    `expected_output` (one trace only) replaces the trace's own answer, e.g. a correction."""
+                     use_corrections: bool = True, change: Mapping[str, Any] | None = None) -> AddResult:
+    """Add these traces of the dataset's project. An unknown id is a 400 naming it."""
     wanted = list(dict.fromkeys(t.lower() for t in trace_ids))
     rows = list(Trace.objects.filter(project_id=dataset.project_id, trace_id__in=wanted).values(*_TRACE_FIELDS))
     found = {row["trace_id"] for row in rows}
@@ -366,12 +379,28 @@ def items_add_traces(*, dataset: Dataset, trace_ids: Sequence[str], user: Any = 
             detail={f"trace_ids[{i}]": ["no such trace in this project"] for i, t in missing[:20]})
     order = {t: i for i, t in enumerate(wanted)}
     rows.sort(key=lambda r: order[r["trace_id"]])
-    items, without = _items_from_trace_rows(dataset.project, rows)
-    if expected_output is not None and len(items) == 1:
-        items = [ItemIn(items[0].input, expected_output, items[0].metadata, items[0].source_trace_id,
-                        items[0].source_span_id)]
-    return items_add(dataset=dataset, items=items, user=user, without_input=without,
-                     change={"kind": "traces", "traces": len(wanted)})
+    items, without, corrected = _items_from_trace_rows(dataset.project, rows, use_corrections)
+    return items_add(dataset=dataset, items=items, user=user, without_input=without, corrected=corrected,
+                     change={"kind": "traces", "traces": len(wanted), **(change or {})})
+
+
+def items_add_queue(*, dataset: Dataset, queue: AnnotationQueue, only_corrected: bool = False,
+                    use_corrections: bool = True, user: Any = None) -> AddResult:
+    """Add an annotation queue's reviewed traces (queue order), e.g. the bad answers a
+    reviewer corrected. A trace that has since been deleted is left out, not an error."""
+    if queue.project_id != dataset.project_id:
+        raise NotFound("No such annotation queue in this project.")
+    trace_ids = queue_reviewed_trace_ids(queue=queue, only_corrected=only_corrected)
+    if not trace_ids:
+        raise ValidationFailed(
+            "queue: no reviewed item " + ("has a corrected answer" if only_corrected else "yet") + " in this queue",
+            detail={"queue": ["nothing to add"]})
+    present = set(Trace.objects.filter(project_id=dataset.project_id, trace_id__in=trace_ids)
+                  .values_list("trace_id", flat=True))
+    return items_add_traces(dataset=dataset, trace_ids=[t for t in trace_ids if t in present], user=user,
+                            use_corrections=use_corrections,
+                            change={"kind": "queue", "queue": queue.pk, "queue_name": queue.name,
+                                    "only_corrected": only_corrected})
 
 
 @dataclass(frozen=True)
@@ -413,13 +442,15 @@ def filter_preview(*, project: Project, trace_filter: TraceFilter, cap: int) -> 
     return FilterPreview(trace_filter.apply(project).count(), cap)
 
 
-def items_add_filter(*, dataset: Dataset, trace_filter: TraceFilter, cap: int, user: Any = None) -> AddResult:
+def items_add_filter(*, dataset: Dataset, trace_filter: TraceFilter, cap: int, user: Any = None,
+                     use_corrections: bool = True) -> AddResult:
     """Add the newest `cap` traces matching the explorer filter (duplicates skipped)."""
     project = dataset.project
     matching = trace_filter.apply(project)
     rows = list(matching.order_by("-start_time", "-id").values(*_TRACE_FIELDS)[:cap])
     matched = len(rows) if len(rows) < cap else matching.count()
-    items, without = _items_from_trace_rows(project, rows)
+    items, without, corrected = _items_from_trace_rows(project, rows, use_corrections)
     return items_add(dataset=dataset, items=items, user=user, without_input=without, matched=matched,
+                     corrected=corrected,
                      change={"kind": "filter", "filter": trace_filter.as_dict(), "limit": cap,
                              "traces": len(rows)})

@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotation.selectors import queue_get, queue_reviewed_trace_ids, trace_corrections
 from config.errors import DomainError, NotFound, ValidationFailed
 from datasets import export, selectors, services
 from datasets.models import Dataset
@@ -150,6 +151,8 @@ def _added_message(result: services.AddResult) -> str:
         text += f", {result.duplicates} duplicate input(s) skipped"
     if result.without_input:
         text += f", {result.without_input} trace(s) without input left out"
+    if result.corrected:
+        text += f"; {result.corrected} take a reviewer's corrected answer as expected output"
     return text + "."
 
 
@@ -204,15 +207,18 @@ def bulk_add(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @project_page(Role.MEMBER)
 @require_http_methods(["GET", "POST"])
 def add_trace(request: HttpRequest, access: ProjectAccess, trace_id: str) -> HttpResponse:
-    """The trace page's "Add to dataset"."""
+    """The trace page's "Add to dataset", with the option to take a reviewer's corrected
+    answer as the expected output instead of the trace's own answer."""
     trace = Trace.objects.filter(project=access.project, trace_id=trace_id.lower()).first()
     if trace is None:
         raise Http404("No such trace in this project.")
+    correction = trace_corrections(project=access.project, trace_id=trace.trace_id).select_related("author").first()
     error = None
     if request.method == "POST":
         try:
             dataset = _target(access, request.POST, request.user)
-            result = services.items_add_traces(dataset=dataset, trace_ids=[trace.trace_id], user=request.user)
+            result = services.items_add_traces(dataset=dataset, trace_ids=[trace.trace_id], user=request.user,
+                                               use_corrections=request.POST.get("use_correction") == "on")
         except DomainError as exc:
             error = exc.message
         else:
@@ -220,4 +226,39 @@ def add_trace(request: HttpRequest, access: ProjectAccess, trace_id: str) -> Htt
             return _detail(access, dataset)
     return render(request, "datasets/add_trace.html", {
         "trace": trace, "datasets": selectors.datasets_for(project=access.project), "error": error,
+        "correction": correction,
+    }, status=400 if error else 200)
+
+
+@project_page(Role.MEMBER)
+@require_http_methods(["GET", "POST"])
+def add_queue(request: HttpRequest, access: ProjectAccess, queue_id: int) -> HttpResponse:
+    """An annotation queue's results into a dataset: its reviewed traces, or only the
+    ones a reviewer corrected, with corrections as expected outputs."""
+    try:
+        queue = queue_get(project=access.project, queue_id=queue_id)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    error = None
+    reviewed = len(queue_reviewed_trace_ids(queue=queue))
+    corrected = len(queue_reviewed_trace_ids(queue=queue, only_corrected=True))
+    if request.method == "POST":
+        only_corrected = request.POST.get("only_corrected") == "on"
+        try:
+            # Checked before a new dataset is created for nothing.
+            if not (corrected if only_corrected else reviewed):
+                raise ValidationFailed("No reviewed item " + ("has a corrected answer" if only_corrected else "yet")
+                                       + " in this queue: nothing to add.")
+            dataset = _target(access, request.POST, request.user)
+            result = services.items_add_queue(dataset=dataset, queue=queue, user=request.user,
+                                              only_corrected=only_corrected,
+                                              use_corrections=request.POST.get("use_corrections") == "on")
+        except DomainError as exc:
+            error = exc.message
+        else:
+            messages.success(request, _added_message(result))
+            return _detail(access, dataset)
+    return render(request, "datasets/add_queue.html", {
+        "queue": queue, "datasets": selectors.datasets_for(project=access.project), "error": error,
+        "reviewed": reviewed, "corrected": corrected, "chosen": request.POST.get("dataset", ""),
     }, status=400 if error else 200)

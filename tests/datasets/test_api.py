@@ -66,7 +66,8 @@ def test_items_make_versions_and_old_versions_stay_readable(world, api):
     assert first.status_code == 201 and first.json()["version"] == 1 and first.json()["added"] == 2
     second = api.post(f"{URL}/golden/items", {"items": [{"input": "Another"}, {"input": "What is the refund policy?"}]},
                       format="json").json()
-    assert second == {"version": 2, "added": 1, "duplicates_skipped": 1, "without_input": 0, "matched": None}
+    assert second == {"version": 2, "added": 1, "duplicates_skipped": 1, "without_input": 0, "matched": None,
+                      "corrected": 0}
     dataset = services.Dataset.objects.get(name="golden")
     victim = DatasetItem.objects.get(dataset=dataset, input="Another")
     services.items_remove(dataset=dataset, item_ids=[victim.pk])

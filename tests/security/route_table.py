@@ -311,6 +311,11 @@ ROUTES: dict[str, list[Route]] = {
     "datasets-add-trace": [Route("GET", MEMBER_PAGE),
                            Route("POST", page(403, 403, 302, 302), lambda o: {"new_name": "walk-trace"},
                                  writes=True)],
+    # The walk's queue has claimed items but no finished review: the POST is refused with a
+    # 400 that names why, before any dataset is created (a real add is tested in
+    # tests/datasets/test_from_reviews.py).
+    "datasets-add-queue": [Route("GET", MEMBER_PAGE),
+                           Route("POST", page(403, 403, 400, 400), lambda o: {"new_name": "walk-queue"})],
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
