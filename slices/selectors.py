@@ -12,7 +12,8 @@ URL filter the same traces.
 Speed: every count comes from ONE statement: the filtered traces, each joined to its
 row of scores_traceoutcome (its thumbs, rating, hallucination, toxicity, signals and any
 feedback as counts, kept by triggers on the scores table: scores/models.py TraceOutcome;
-pivoting the window's scores per trace here was most of the page's time), then `count(*) FILTER (WHERE ...)` per slice × time bucket (hash-aggregated, no sort),
+pivoting the window's scores per trace here was most of the page's time), then
+`count(*) FILTER (WHERE ...)` per slice × time bucket (hash-aggregated, no sort),
 plus the praised-but-unsupported counts per prompt version × bucket. Counts are
 additive: a slice's row is the sum of its bucket rows (_slice_rows), and "the rest of
 the traffic" is the total minus the slice, with no second query. The bucket rows also
