@@ -257,6 +257,17 @@ CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", 
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis (and SQS) redeliver a message that was taken but never acknowledged (acks_late:
+# its worker died mid-task) once it is this many seconds old. It must exceed the longest
+# task and retry countdown, or a message still being worked on is delivered twice
+# (harmless, tasks are idempotent, but wasted); lower it only to redeliver faster.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    # A worker looks for such messages every 10 s; kombu's default scans only every 10th
+    # time, which added up to 100 s to every redelivery.
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 # Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out
@@ -268,7 +279,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 SPYGLASS_METRICS_TOKEN = env_str("SPYGLASS_METRICS_TOKEN") or ""
 SPYGLASS_SCORING_TURN_BATCH = env_int("SPYGLASS_SCORING_TURN_BATCH", 20, minimum=1)
 SPYGLASS_SCORING_DRAIN_SECONDS = env_int("SPYGLASS_SCORING_DRAIN_SECONDS", 10, minimum=1)
-CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "evaluation.tasks.scoring_sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["scoring-sweep"] = {
+    "task": "evaluation.tasks.scoring_sweep",
+    "schedule": float(env_int("SPYGLASS_SCORING_SWEEP_SECONDS", 60, minimum=1)),
+}
 # Seconds a changed trace is left to its own scoring message before the sweep steps in.
 SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)
 # Messages (of up to 50 traces) the grounding queue may hold before new traces get a
