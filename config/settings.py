@@ -261,13 +261,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # its worker died mid-task) once it is this many seconds old. It must exceed the longest
 # task and retry countdown, or a message still being worked on is delivered twice
 # (harmless, tasks are idempotent, but wasted); lower it only to redeliver faster.
+BROKER_SOCKET_TIMEOUT = 5.0
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
     # A worker looks for such messages every 10 s; kombu's default scans only every 10th
     # time, which added up to 100 s to every redelivery.
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
+    # Without these a broker that hangs instead of refusing (frozen, or behind a firewall
+    # that drops packets) held every ingest request after its commit until gunicorn
+    # killed the worker, and /healthz never answered (tests/integration/test_faults.py).
+    # A healthy Redis answers in milliseconds; the worker's BRPOP polls in 1 s turns.
+    "socket_timeout": BROKER_SOCKET_TIMEOUT,
+    "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
 }
+# Sending a message: one retry (a pooled connection gone stale after a broker restart)
+# instead of Celery's three, so a hung broker costs a web request at most two socket
+# timeouts; what was not announced, the scoring sweep finds.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
+                                    "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 # Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out

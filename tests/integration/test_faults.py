@@ -25,6 +25,7 @@ from evaluation.models import ScoringQueueItem, TraceScoring
 from scores.models import Score, Source
 from tests.integration.support import (
     RedisServer,
+    http,
     kill_group,
     post_otlp,
     start_celery_beat,
@@ -314,4 +315,49 @@ def test_broker_stopped_ingest_stores_and_the_sweep_catches_up_once(tmp_path, in
         for process in (web, worker, beat):
             if process is not None:
                 process.stop()
+        redis.stop()
+
+
+def test_frozen_broker_neither_holds_ingest_nor_health(tmp_path, integration_env, integration_logs, ingest_key):
+    """A broker that hangs instead of refusing (a frozen Redis, a dead peer behind a
+    firewall that drops packets): ingest still answers 200 soon after its commit and
+    stores the spans, /healthz answers 503 naming the broker instead of hanging, and once
+    the broker is back the next batch is announced again."""
+    redis = RedisServer(tmp_path / "redis", log_path=integration_logs / "redis-frozen.log")
+    redis.start()
+    env = {**integration_env, "REDIS_URL": redis.url}
+    web, url = start_gunicorn(env=env, log_path=integration_logs / "gunicorn-frozen-broker.log", workers=1)
+    project = ingest_key.project
+    try:
+        wait_for_http(url + "/healthz", proc=web)
+        # A batch first, so the web worker holds a live broker connection when Redis freezes.
+        assert post_otlp(url, _batch(1)[1], key=ingest_key.secret_key).status == 200
+        redis.pause()
+        trace_ids, body = _batch(5)
+        started = time.monotonic()
+        response = post_otlp(url, body, key=ingest_key.secret_key, timeout=90)
+        elapsed = time.monotonic() - started
+        assert response.status == 200, response.body
+        assert Span.objects.filter(project=project, trace_id__in=trace_ids).count() == 2 * len(trace_ids)
+        assert elapsed < 20, f"ingest took {elapsed:.1f}s with the broker frozen"
+        assert "could not announce" in web.log_text()
+
+        started = time.monotonic()
+        health = http("GET", url + "/healthz", timeout=90)
+        elapsed = time.monotonic() - started
+        assert health.status == 503 and "broker" in json.loads(health.body)["failing"], health.body
+        assert elapsed < 20, f"/healthz took {elapsed:.1f}s with the broker frozen"
+
+        redis.resume()
+        with redis.client() as client:
+            client.delete("pipeline")
+        later, body = _batch(1)
+        assert post_otlp(url, body, key=ingest_key.secret_key).status == 200
+        announced = _queued_tasks(redis, "pipeline")
+        assert [args[1] for _, args in announced] == [
+            list(Trace.objects.filter(project=project, trace_id__in=later).values_list("pk", flat=True))]
+    finally:
+        if redis.process is not None:
+            redis.resume()
+        web.stop()
         redis.stop()
