@@ -32,11 +32,12 @@ from evaluation.models import (
     TraceEmbedding,
     TraceScoring,
 )
+from experiments.models import Experiment, ExperimentResult
 from feedback.models import InteractionEvent, SessionSignalState
 from projects.models import ApiKey, Membership
 from prompts.models import Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from retention.models import RetentionPolicy, RetentionRun
-from scores.models import Score, ScoreConfig
+from scores.models import Score, ScoreConfig, TraceOutcome
 from tracing.models import MaskingSettings, Span, SpanLogEvent, Trace
 
 
@@ -55,6 +56,7 @@ BY_TRACE_ID: tuple[type[models.Model], ...] = (
     Span,  # the trace's spans (messages, documents, attributes live on the span row)
     SpanLogEvent,  # OTLP log records of its spans
     Score,  # every judgement of it: end user, annotation, evaluator, implicit, API
+    TraceOutcome,  # its scores folded for the slices page (after Score: their delete trigger updates it)
     InteractionEvent,  # copy / regenerate / edit / dwell events on it
     TraceScoring,  # where the evaluators stand with it
     TraceEmbedding,  # its vectors (semantic search would otherwise find a trace that is gone)
@@ -87,6 +89,9 @@ KEPT: dict[type[models.Model], str] = {
     Dataset: "curated; keeps its copied inputs", DatasetVersion: "curated; immutable history",
     DatasetItem: "curated: the item carries a copy of the input and output, its source_trace_id link then finds "
                  "no trace",
+    Experiment: "a run's record over a pinned dataset version",
+    ExperimentResult: "kept with its experiment: it carries its own copy of the output, latency, cost and "
+                      "evaluator results; its trace_id link then finds no trace",
     AlertEvent: "state changes only (grows with incidents, not with traffic); alert history",
     TraceRollup: "rebuilt from what remains: deleting traces marks their hours dirty (triggers of "
                  "dashboards migration 0001) and the rollups task re-aggregates them",

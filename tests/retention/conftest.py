@@ -11,7 +11,7 @@ import pytest
 from annotation.models import AnnotationQueue, Comment, QueueItem, QueueReview
 from evaluation.models import JudgeCall, ScoringQueueItem, TraceEmbedding, TraceScoring
 from feedback.models import InteractionEvent, SessionSignalState
-from scores.models import Score
+from scores.models import Score, TraceOutcome
 from tests.helpers import ingest_trace
 from tracing.models import Span, SpanLogEvent, Trace
 
@@ -65,6 +65,7 @@ def census(project, trace_id: str, trace_pk: int) -> dict[str, int]:
         "span": Span.objects.filter(**of).count(),
         "log_event": SpanLogEvent.objects.filter(**of).count(),
         "score": Score.objects.filter(**of).count(),
+        "outcome": TraceOutcome.objects.filter(**of).count(),
         "event": InteractionEvent.objects.filter(**of).count(),
         "scoring": TraceScoring.objects.filter(**of).count(),
         "embedding": TraceEmbedding.objects.filter(**of).count(),
@@ -77,7 +78,8 @@ def census(project, trace_id: str, trace_pk: int) -> dict[str, int]:
     }
 
 
-FULL = {"trace": 1, "span": 3, "log_event": 1, "score": 2, "event": 1, "scoring": 1, "embedding": 1, "comment": 2,
+FULL = {"trace": 1, "span": 3, "log_event": 1, "score": 2, "outcome": 1, "event": 1, "scoring": 1, "embedding": 1,
+        "comment": 2,
         "queue_item": 1, "queue_review": 1, "scoring_queue": 1, "judge_call": 1, "signal_state": 1}
 GONE = dict.fromkeys(FULL, 0)
 
