@@ -330,6 +330,13 @@ ROUTES: dict[str, list[Route]] = {
     ],
     "api-experiment": _get(API_READ, api=True),
     "api-experiment-cancel": _post(api(403, 403, 200, 200, 200), api=True, writes=True),
+    "experiments-list": [Route("GET", VIEW),
+                         Route("POST", page(403, 403, 302, 302), writes=True, data=lambda o: {
+                             "dataset": "alpha-dataset", "prompt": "alpha-prompt", "model": "m",
+                             "concurrency": "2"})],
+    "experiments-detail": _get(VIEW),
+    "experiments-cancel": _post(page(403, 403, 302, 302), writes=True),
+    "experiments-compare": _get(VIEW),
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
@@ -369,6 +376,10 @@ QUERY: dict[str, dict[str, str]] = {
     "prompt-diff": {"a": "1", "b": "1"},
     "prompt-compare": {"a": "1", "b": "1"},
     "api-dataset-export": {"format": "csv"},
+}
+# The comparison names its runs in the query: A's run against itself.
+QUERY_FROM_OBJECTS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "experiments-compare": lambda o: {"a": str(o["experiment"].pk), "b": str(o["experiment"].pk)},
 }
 
 # Text that appears in project A's data only: no answer to anyone outside A may hold it.
