@@ -47,6 +47,7 @@ SMOKE = [
     ("bench/dashboard_pages.py", [], r"^\| saved dashboard \(5 charts\) 30 d +\| +\d+ \| +\d+ \| +\d+ \| +\d+ \|"),
     ("bench/e2e_scoring.py", [], r"^\| traces sent / acknowledged / scored \| (\d+) / \1 / \1 \|"),
     ("bench/datasets.py", [], r"^\| bulk-add 150 traces from a filter \(p50 of 1\) \| [\d.]+ s \|"),
+    ("bench/experiments.py", [], r"^\| overhead beyond model time \(target < 10 s\) \| [\d.]+ s \|$"),
     ("bench/drift.py", [], r"^\| page GET /p/<slug>/drift/ \| [\d.]+ \| [\d.]+ \|"),
     pytest.param("bench/eval_rephrase.py", [], r"^TEST \(held out\) +n= *\d+ +rephrase: accuracy [\d.]+",
                  marks=NEEDS_DATASETS),
