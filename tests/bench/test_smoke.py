@@ -59,6 +59,7 @@ SMOKE = [
     ("bench/ingest.py", [], r"^ +1 +256 +256 +ok +[\d.]+ +[\d,]+ +\d+ +\d+ +\d+ +0$"),
     ("bench/integrity.py", [], r"^api +off +[\d.]+ \([\d.]+–[\d.]+\) +[\d.]+ \("),
     ("bench/mapping.py", [], r"^median over payloads +[\d.]+$"),
+    ("bench/retention.py", [], r"^\| delete rate \(traces/s, spans/s\) \| [\d,]+ / [\d,]+ \|$"),
     ("bench/masking.py", [], r"^\| today \| all \| [\d.]+ \| [\d.]+–[\d.]+ \|$"),
     ("bench/scoring.py", [], r"^embeddings: [\d,]+ texts/s"),
     ("bench/sdk_overhead.py", [], r"^  unreachable +-?[\d.]+ µs$"),
