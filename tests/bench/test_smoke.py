@@ -60,6 +60,7 @@ SMOKE = [
     ("bench/mapping.py", [], r"^median over payloads +[\d.]+$"),
     ("bench/masking.py", [], r"^\| today \| all \| [\d.]+ \| [\d.]+–[\d.]+ \|$"),
     ("bench/scoring.py", [], r"^embeddings: [\d,]+ texts/s"),
+    ("bench/overload.py", [], r"^\| web RSS MiB \(master \+ workers, \d+ samples\): median / max \| \d+ / \d+ \|$"),
     ("bench/sdk_overhead.py", [], r"^  unreachable +-?[\d.]+ µs$"),
     ("bench/semantic.py", [], r"^\| 400 traces \| similar \| after \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|"),
     ("bench/slices.py", [], r"^locale × plan \(10 × 5 slices\): \d+ slices, \d+ tests; p50 \d+ ms, p95 \d+ ms"),
