@@ -7,19 +7,28 @@ it, oldest first. With projects A (20,000 waiting) and B (50 new), turns go A, B
 so B's traces wait a few turns, not for A's whole backlog.
 
 The queue is a Postgres table, not a broker queue: it works the same with Redis or
-RabbitMQ as the broker, two workers never take the same trace (SKIP LOCKED), and what a
-worker took but never scored (killed mid-batch) is found by the scoring sweep, which
-looks for traces without a current score, not for messages.
+RabbitMQ as the broker, and two workers never take the same trace (SKIP LOCKED).
+
+A turn claims its rows under the drain message's task id and `turn_done` deletes them
+after the scores are stored. A worker killed mid-batch (SIGKILL, OOM, a lost machine)
+leaves its rows claimed; the broker redelivers the unacknowledged message (`acks_late`)
+and its task, with the same id, takes the same rows again before anything else
+(tests/integration/test_faults.py). Deleting the rows when taking them, as this queue
+first did, lost such a batch until the sweep noticed minutes later. A claim older than
+CLAIM_LEASE belongs to a task that is dead (past the hard time limit) whose message will
+not come back soon: any worker may take those rows, and the sweep sees them as unscored.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
+from django.utils import timezone
 
 from evaluation.models import ScoringQueueItem
 
@@ -31,7 +40,10 @@ def traces_enqueue(*, project_id: int, trace_pks: list[int]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO evaluation_scoringqueueitem (project_id, trace_pk, enqueued_at) "
-            "SELECT %s, pk, now() FROM unnest(%s::bigint[]) AS pk ON CONFLICT (trace_pk) DO NOTHING",
+            "SELECT %s, pk, now() FROM unnest(%s::bigint[]) AS pk ON CONFLICT (trace_pk) DO UPDATE "
+            # Changed while a worker scores it: free it again (same place), so the new spans
+            # are scored too; that worker's turn_done leaves a row it no longer holds.
+            "SET claimed_by = '', claimed_at = NULL WHERE evaluation_scoringqueueitem.claimed_at IS NOT NULL",
             [project_id, sorted(set(trace_pks))],
         )
         cursor.execute(
@@ -41,12 +53,24 @@ def traces_enqueue(*, project_id: int, trace_pks: list[int]) -> None:
         )
 
 
-# One statement: pick the least recently served project that has work (skipping one
-# another worker is picking right now), mark it served, and take its oldest traces.
+# Longer than scoring_drain's hard time limit (evaluation.tasks.SCORING_TASK_OPTIONS, 300 s)
+# and the global one (CELERY_TASK_TIME_LIMIT): a claim this old has no live task behind it.
+CLAIM_LEASE = timedelta(seconds=max(360, settings.CELERY_TASK_TIME_LIMIT) + 30)
+
+# What a worker killed mid-batch had claimed under this task id: its redelivery resumes it.
+_RESUME_SQL = """
+UPDATE evaluation_scoringqueueitem SET claimed_at = clock_timestamp()
+WHERE claimed_by = %(claimant)s
+RETURNING project_id, trace_pk
+"""
+
+# One statement: pick the least recently served project with rows free to take (skipping
+# one another worker is picking right now), mark it served, and claim its oldest rows.
 _TURN_SQL = """
 WITH turn AS (
     SELECT t.project_id FROM evaluation_scoringturn t
-    WHERE EXISTS (SELECT 1 FROM evaluation_scoringqueueitem q WHERE q.project_id = t.project_id)
+    WHERE EXISTS (SELECT 1 FROM evaluation_scoringqueueitem q WHERE q.project_id = t.project_id
+                  AND (q.claimed_at IS NULL OR q.claimed_at < %(stale)s))
     ORDER BY t.served_at ASC NULLS FIRST, t.project_id
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
@@ -55,24 +79,45 @@ WITH turn AS (
     FROM turn WHERE t.project_id = turn.project_id
     RETURNING t.project_id
 )
-DELETE FROM evaluation_scoringqueueitem q
+UPDATE evaluation_scoringqueueitem q SET claimed_by = %(claimant)s, claimed_at = clock_timestamp()
 WHERE q.id IN (
     SELECT q2.id FROM evaluation_scoringqueueitem q2 JOIN served ON q2.project_id = served.project_id
-    ORDER BY q2.id LIMIT %s
+    WHERE q2.claimed_at IS NULL OR q2.claimed_at < %(stale)s
+    ORDER BY q2.id LIMIT %(batch)s
     FOR UPDATE OF q2 SKIP LOCKED
 )
 RETURNING q.project_id, q.trace_pk
 """
 
 
-def turn_take(*, batch: int | None = None) -> tuple[int, list[int]] | None:
-    """The next project's turn: (project id, trace row ids), or None when nothing waits."""
+def turn_take(*, claimant: str | None = None, batch: int | None = None) -> tuple[int, list[int]] | None:
+    """The next project's turn: (project id, trace row ids), or None when nothing waits.
+
+    `claimant` (the drain task's id) owns the rows until `turn_done`; if it already holds
+    rows (its message was redelivered after the worker died), those come back first.
+    """
+    claimant = claimant or uuid.uuid4().hex
+    params = {"claimant": claimant, "stale": timezone.now() - CLAIM_LEASE,
+              "batch": batch or settings.SPYGLASS_SCORING_TURN_BATCH}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_TURN_SQL, [batch or settings.SPYGLASS_SCORING_TURN_BATCH])
+        cursor.execute(_RESUME_SQL, params)
         rows = cursor.fetchall()
+        if not rows:
+            cursor.execute(_TURN_SQL, params)
+            rows = cursor.fetchall()
     if not rows:
         return None
+    # A claim is one turn, so one project (turn_done ends a claim before the next turn).
     return rows[0][0], sorted(pk for _, pk in rows)
+
+
+def turn_done(*, claimant: str, trace_pks: list[int]) -> None:
+    """The turn's scores are stored: its rows leave the queue (unless re-queued meanwhile)."""
+    ScoringQueueItem.objects.filter(claimed_by=claimant, trace_pk__in=trace_pks).delete()
+
+
+def _takeable() -> Q:
+    return Q(claimed_at__isnull=True) | Q(claimed_at__lt=timezone.now() - CLAIM_LEASE)
 
 
 @dataclass(frozen=True)
@@ -84,17 +129,19 @@ class Backlog:
 
 def backlog() -> list[Backlog]:
     """Traces waiting per project and since when, largest first (settings page, /metrics)."""
-    rows = (ScoringQueueItem.objects.values("project_id")
+    rows = (ScoringQueueItem.objects.filter(_takeable()).values("project_id")
             .annotate(waiting=Count("id"), oldest=Min("enqueued_at")).order_by("-waiting"))
     return [Backlog(r["project_id"], r["waiting"], r["oldest"]) for r in rows]
 
 
 def waiting_total() -> int:
-    return ScoringQueueItem.objects.count()
+    """Traces waiting or being scored; a claim past its lease counts as neither (its task
+    is dead), so the sweep, which waits while this is above zero, goes on to find them."""
+    return ScoringQueueItem.objects.exclude(claimed_at__lt=timezone.now() - CLAIM_LEASE).count()
 
 
 def project_backlog(project_id: int) -> tuple[int, datetime | None, int]:
     """This project's waiting traces, the oldest one's enqueue time, and all projects' total."""
-    mine = ScoringQueueItem.objects.filter(project_id=project_id).aggregate(waiting=Count("id"),
-                                                                             oldest=Min("enqueued_at"))
-    return mine["waiting"], mine["oldest"], waiting_total()
+    mine = ScoringQueueItem.objects.filter(_takeable(), project_id=project_id).aggregate(
+        waiting=Count("id"), oldest=Min("enqueued_at"))
+    return mine["waiting"], mine["oldest"], ScoringQueueItem.objects.filter(_takeable()).count()
