@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "slices",
     "drift",
     "datasets",
+    "experiments",
     "demo",
 ]
 
@@ -197,7 +198,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several "status" choice sets (traces/spans, drift features): name the traces' one,
     # or drf-spectacular invents "Status114Enum" and `check --deploy` warns.
-    "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status"},
+    "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status",
+                            "ExperimentStatusEnum": "experiments.models.Status"},
     # The answers every operation can give (403, 400; 411/413 with a body), documented
     # once instead of on each view (config/api.py).
     "POSTPROCESSING_HOOKS": [
@@ -257,10 +259,13 @@ CELERY_TASK_ROUTES = {
     "evaluation.tasks.scoring_sweep": {"queue": "default"},
     "evaluation.tasks.project_rescore": {"queue": "default"},
     "feedback.tasks.sessions_signals": {"queue": "signals"},
+    # An experiment holds its worker for the whole run (minutes, mostly waiting on the
+    # model): its own queue keeps it from delaying scoring or the pipeline.
+    "experiments.tasks.experiment_run": {"queue": "experiments"},
     "feedback.tasks.sessions_close_idle": {"queue": "signals"},
 }
 # Every queue above, for the workers `make run` and the tests start.
-CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "default")
+CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "experiments", "default")
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

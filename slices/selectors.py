@@ -624,10 +624,13 @@ k1 AS (SELECT g1 FROM base GROUP BY g1 ORDER BY count(*) DESC, g1 LIMIT %s),{k2}
         sql = head.replace("\x02outcomes", ",\n         " + _OUTCOMES_FROM_COUNTS).replace(
             "\x02join", f" LEFT JOIN {TraceOutcome._meta.db_table} p"
                         " ON p.project_id = t.project_id AND p.trace_id = t.trace_id") + f"""
-f AS MATERIALIZED ({fold}
+f AS NOT MATERIALIZED ({fold}
          {', '.join(f"b.{c}" for c in OUTCOME_COLUMNS)}
   FROM base b
 )"""
+        # f is read once (inlined into the slice aggregate); the prompt rows need no
+        # fold and read base. Materializing f cost ~10% of the statement.
+        prompt_from = "base f"
         pivot_params: list[Any] = []
     else:
         # The reference path: the same outcomes pivoted from the scores themselves, what
@@ -651,6 +654,7 @@ f AS MATERIALIZED ({fold}
          {outcome_cols}
   FROM base b LEFT JOIN piv p ON p.trace_id = b.trace_id
 )"""
+        prompt_from = "f"
         pivot_params = [names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
                         Source.END_USER, project.pk, score_names, Source.END_USER]
     sql += f"""
@@ -659,7 +663,7 @@ SELECT 1 AS grp, f.g1, f.g2, f.bucket, NULL::text AS prompt, {slice_counts},
 FROM f GROUP BY f.g1, f.g2, f.bucket
 UNION ALL
 SELECT 2, NULL, NULL, f.bucket, f.prompt, {prompt_counts}, NULL, NULL
-FROM f GROUP BY f.prompt, f.bucket
+FROM {prompt_from} GROUP BY f.prompt, f.bucket
 """
     params = [
         *dim_params, *trace_params, *cohort_params,

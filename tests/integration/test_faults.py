@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -204,23 +205,51 @@ def test_same_batch_three_times_at_once_is_stored_and_announced_once(tmp_path, i
         redis.stop()
 
 
-def test_web_killed_after_commit_before_answer_retry_is_stored_once(tmp_path, integration_env,
-                                                                     integration_logs, ingest_key):
-    """gunicorn SIGKILLed (master and workers) while a request is in flight, at the worst
-    moment: its batch is committed but the client has no answer yet. The client sees the
-    connection fail, retries the same batch against the restarted server, gets 200, and
-    every span is stored once with its trace's aggregates counted once."""
+def _send_partly(url: str, body: bytes, *, key: str) -> socket.socket:
+    """Start an OTLP POST and send only half its body: the server is left reading it."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)), timeout=30)
+    head = (f"POST /v1/traces HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/x-protobuf\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n")
+    conn.sendall(head.encode() + body[: len(body) // 2])
+    return conn
+
+
+def test_web_killed_mid_request_retry_is_stored_once(tmp_path, integration_env, integration_logs, ingest_key):
+    """gunicorn SIGKILLed (master and workers) with a request in flight, twice: while it
+    reads a large body (nothing may be stored), and at the worst moment for a retrying
+    client, when the batch is committed but not yet answered. Each time the client's
+    connection fails; it retries the same batch against a restarted server and gets 200,
+    and every span is stored once with its trace's aggregates counted once."""
     redis = RedisServer(tmp_path / "redis", log_path=integration_logs / "redis-web-kill.log")
     redis.start()
     env = {**integration_env, "REDIS_URL": redis.url}
-    web, url = start_gunicorn(env=env, log_path=integration_logs / "gunicorn-killed.log", workers=1)
-    again = None
+    servers = []
+
+    def start_web(name: str) -> str:
+        web, url = start_gunicorn(env=env, log_path=integration_logs / f"gunicorn-{name}.log", workers=1)
+        servers.append(web)
+        wait_for_http(url + "/healthz", proc=web)
+        return url
+
     project = ingest_key.project
     try:
-        wait_for_http(url + "/healthz", proc=web)
-        trace_ids, body = _batch(50)
+        url = start_web("killed-reading")
+        trace_ids, body = _batch(400)
+        reading = _send_partly(url, body, key=ingest_key.secret_key)
+        time.sleep(1)  # the worker has the headers and half the body, and waits for the rest
+        kill_group(servers[-1])
+        try:
+            answer = reading.recv(1024)
+        except ConnectionResetError:
+            answer = b""
+        reading.close()
+        assert answer == b"", f"the server answered a half-sent request: {answer!r}"
+        assert not Span.objects.filter(project=project).exists()
+
+        url = start_web("killed-committed")
         # A frozen broker holds the request after its commit: the announcement of the
-        # stored traces (sent after commit) waits for Redis's answer.
+        # stored traces (sent after commit) waits for Redis's answer (up to ~15 s).
         redis.pause()
         outcome: dict = {}
 
@@ -233,24 +262,24 @@ def test_web_killed_after_commit_before_answer_retry_is_stored_once(tmp_path, in
         client = threading.Thread(target=send)
         client.start()
         wait_until(lambda: Span.objects.filter(project=project).count() == 2 * len(trace_ids), timeout=60,
-                   what="the batch to be committed", proc=web)
+                   what="the batch to be committed", proc=servers[-1])
         assert client.is_alive() and not outcome, "the client got an answer before the kill"
-        kill_group(web)
+        kill_group(servers[-1])
         client.join(30)
         assert "error" in outcome, outcome
         redis.resume()
 
-        again, url = start_gunicorn(env=env, log_path=integration_logs / "gunicorn-restarted.log", workers=1)
-        wait_for_http(url + "/healthz", proc=again)
+        url = start_web("restarted")
         assert post_otlp(url, body, key=ingest_key.secret_key).status == 200
         _assert_aggregates(project, trace_ids, llm_calls=1)
         # The killed request's announcement reached Redis at most once; the retry, which
         # stored nothing new, announced nothing (the sweep covers a lost announcement).
         assert len(_queued_tasks(redis, "pipeline")) <= 1
     finally:
-        web.stop()
-        if again is not None:
-            again.stop()
+        if redis.process is not None:
+            redis.resume()
+        for web in servers:
+            web.stop()
         redis.stop()
 
 

@@ -7,7 +7,7 @@ overwrite by id), annotations and their withdrawal, end-user feedback (latest wi
 the evaluator runner (bulk upsert, and again: the ON CONFLICT path), implicit signals
 (added, then removed when they stop holding), bulk and hand-run SQL (update of value,
 name or trace, delete, truncate), project deletion, concurrent writers to one trace,
-and the rebuild command.
+the LLM judge, and the rebuild command.
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, connections, transaction
 
+from evaluation import judge
 from evaluation.runner import traces_score_batch
 from feedback.services import feedback_record, session_signals_compute
 from projects.models import Project
 from scores import names
 from scores.models import Score, Source, TraceOutcome
 from scores.services import score_delete, score_upsert
+from tests.evaluation.fake_judge import FakeJudgeServer, Reply, verdict
+from tests.evaluation.test_judge import enable
 from tests.helpers import ingest_trace
 from tests.otlp_payloads import BASE_NS
 
@@ -138,6 +141,21 @@ def test_evaluator_runner_and_rescoring_do_not_double_count(world):
     traces_score_batch([trace.pk], only={"toxicity"})  # the bulk upsert's ON CONFLICT DO UPDATE path
     assert_true(world.project)
     assert stored(world.project)[trace.trace_id][COLUMNS.index("tox_n")] == 1
+
+
+def test_llm_judge_scores_leave_the_outcomes_right(world):
+    """The judge writes judge_<rubric> scores, which the page does not count: the trace's
+    row keeps exactly what its other scores say."""
+    trace = ingest_trace(world.project, input="What is the refund window?", output="30 days.")
+    feedback_record(project=world.project, trace_id=trace.trace_id, kind="feedback", name="user_thumbs", value=True)
+    with FakeJudgeServer() as server:
+        enable(world.project, server)
+        server.script = [Reply(content=verdict("faithful", 0.1, "Matches.")),
+                         Reply(content=verdict("relevant", 0.9, "Answers."))]
+        judge.judge_traces(project=world.project, trace_ids=[trace.trace_id], sleep=lambda _: None)
+    assert Score.objects.filter(project=world.project, name__startswith="judge_").count() == 2
+    assert_true(world.project)
+    assert stored(world.project)[trace.trace_id][:2] == (1, 1.0)
 
 
 def test_implicit_signals_added_and_removed(world):
