@@ -3,7 +3,7 @@
 Under sustained overload a server that queues everything answers later and later,
 its clients time out and resend, and it spends its time on batches nobody waits for
 any more. OTLP exporters retry 503 after `Retry-After`, so refusing early is cheap for
-both sides. This middleware sits first: a refused request's body is never decoded nor
+both sides. This middleware runs before any body is buffered: a refused request's body is never decoded nor
 held (a chunked one is not buffered), so a process holds at most N bodies of at most
 OTLP_MAX_BODY_BYTES each, however many clients come. It is read off the socket in
 blocks and dropped, though: gunicorn answers such a request with `Connection:

@@ -66,10 +66,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: a refused ingest request costs nothing, not even reading its body.
-    "config.inflight.IngestInFlightLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
+    # Before any body is buffered or decoded: a refused ingest request costs next to
+    # nothing (after the two above, so its answer carries the security headers too).
+    "config.inflight.IngestInFlightLimitMiddleware",
     # Before anything reads a body: chunked bodies are buffered (or refused) here.
     "config.request_body.RequestBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -46,6 +46,7 @@ def test_ingest_beyond_the_in_flight_limit_is_shed_with_503(integration_env, int
         for response in responses:
             if response.status == 503:
                 assert int(response.header("retry-after")) > 0
+                assert response.header("x-content-type-options") == "nosniff"  # security headers too
                 status = status_pb2.Status.FromString(response.body)
                 assert status.code == GRPC_UNAVAILABLE and "overloaded" in status.message, status
         assert health.status == 200, health.body
