@@ -156,6 +156,16 @@ ROUTES: dict[str, list[Route]] = {
         Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
               data=lambda o: json.dumps({"kinds": ["email"], "custom": [{"name": "walk", "pattern": "W-[0-9]+"}]})),
     ],
+    # Retention: everyone in the project reads it, admins change it.
+    "retention-settings": [
+        Route("GET", VIEW),
+        Route("POST", page(403, 403, 403, 302), data=lambda o: {"mode": "days", "days": "14"}, writes=True),
+    ],
+    "api-retention": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"mode": "days", "days": 14})),
+    ],
     # --- explorer ---------------------------------------------------------------------------
     "api-trace-list": _get(API_READ, api=True),
     "api-trace-detail": _get(API_READ, api=True),
