@@ -85,7 +85,8 @@ def main() -> None:
     if args.smoke:
         args.traces, args.batch, args.alone_seconds = 1_000, 50, 1.0
 
-    with tempfile.TemporaryDirectory(prefix="spyglass-bench-") as tmp:
+    # ignore_cleanup_errors: Postgres may still be writing while the directory is removed.
+    with tempfile.TemporaryDirectory(prefix="spyglass-bench-", ignore_cleanup_errors=True) as tmp:
         redis = None
         if not os.environ.get("REDIS_URL"):
             # Ingest announces its traces to the broker after commit: a real (empty, no
@@ -167,6 +168,7 @@ def main() -> None:
               f"{pct(alone.ms, 0.99):.1f} |")
         print(f"| ingest batch beside retention p50 / p99 ms (n={len(beside.ms)}) | "
               f"{statistics.median(beside.ms):.1f} / {pct(beside.ms, 0.99):.1f} |")
+        connection.close()
         if redis is not None:
             redis.shutdown()
 
