@@ -75,8 +75,9 @@ def _params(raw: Any) -> dict[str, Any]:
 
 
 @transaction.atomic
-def experiment_create(*, project: Project, spec: ExperimentSpec, user: Any = None) -> Experiment:
-    """Validate and pin a run; its task is queued after commit. Unknown dataset or prompt
+def experiment_create(*, project: Project, spec: ExperimentSpec, user: Any = None, inline: bool = False) -> Experiment:
+    """Validate and pin a run; its task is queued after commit (`inline`: the caller runs
+    it, e.g. the experiment_run command). Unknown dataset or prompt
     names raise NotFound, anything else wrong ValidationFailed naming the field."""
     dataset = dataset_get(project=project, name=spec.dataset)
     number = version_number(dataset, spec.dataset_version)
@@ -129,7 +130,7 @@ def experiment_create(*, project: Project, spec: ExperimentSpec, user: Any = Non
         cost_per_call_usd=per_call, total=total, created_by=user if getattr(user, "pk", None) else None,
         status=Status.QUEUED if spec.kind == Kind.PROMPT else Status.RUNNING,
         started_at=None if spec.kind == Kind.PROMPT else timezone.now())
-    if spec.kind == Kind.PROMPT:
+    if spec.kind == Kind.PROMPT and not inline:
         transaction.on_commit(lambda: _enqueue(exp.pk))
     return exp
 
