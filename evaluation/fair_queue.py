@@ -14,65 +14,106 @@ looks for traces without a current score, not for messages.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Min
 
-from evaluation.models import ScoringQueueItem
+from evaluation.backlog import ORDERED, Policy, candidates_load, overflow_decide, policy_for
+from evaluation.models import BacklogMode, ScoringQueueItem
 
 
-def traces_enqueue(*, project_id: int, trace_pks: list[int]) -> None:
-    """File traces for cheap scoring; a trace already waiting keeps its place."""
+def traces_enqueue(*, project_id: int, trace_pks: list[int], priority: bool = False) -> None:
+    """File traces for cheap scoring; a trace already waiting keeps its place. `priority`
+    (traces the backlog policy must never drop) puts them at the head of their project's
+    turns, also when they were already waiting."""
     if not trace_pks:
         return
+    on_conflict = "DO UPDATE SET priority = true" if priority else "DO NOTHING"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO evaluation_scoringqueueitem (project_id, trace_pk, enqueued_at) "
-            "SELECT %s, pk, now() FROM unnest(%s::bigint[]) AS pk ON CONFLICT (trace_pk) DO NOTHING",
-            [project_id, sorted(set(trace_pks))],
+            "INSERT INTO evaluation_scoringqueueitem (project_id, trace_pk, enqueued_at, priority) "
+            f"SELECT %s, pk, now(), %s FROM unnest(%s::bigint[]) AS pk ON CONFLICT (trace_pk) {on_conflict}",
+            [project_id, priority, sorted(set(trace_pks))],
         )
         cursor.execute(
-            "INSERT INTO evaluation_scoringturn (project_id, served_at) VALUES (%s, NULL) "
+            "INSERT INTO evaluation_scoringturn (project_id, served_at, skipped_total) VALUES (%s, NULL, 0) "
             "ON CONFLICT (project_id) DO NOTHING",
             [project_id],
         )
 
 
-# One statement: pick the least recently served project that has work (skipping one
-# another worker is picking right now), mark it served, and take its oldest traces.
-_TURN_SQL = """
+# Pick the least recently served project that has work (skipping one another worker is
+# picking right now) and mark it served. The row stays locked until the turn's
+# transaction ends, so the turn's other statements see the project as theirs.
+_PICK_SQL = """
 WITH turn AS (
     SELECT t.project_id FROM evaluation_scoringturn t
     WHERE EXISTS (SELECT 1 FROM evaluation_scoringqueueitem q WHERE q.project_id = t.project_id)
     ORDER BY t.served_at ASC NULLS FIRST, t.project_id
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
-), served AS (
-    UPDATE evaluation_scoringturn t SET served_at = clock_timestamp()
-    FROM turn WHERE t.project_id = turn.project_id
-    RETURNING t.project_id
 )
+UPDATE evaluation_scoringturn t SET served_at = clock_timestamp()
+FROM turn WHERE t.project_id = turn.project_id
+RETURNING t.project_id
+"""
+
+# Take (delete and return) the project's traces in the turn's order, `LIMIT` of them
+# after skipping `OFFSET`: the turn's batch (offset 0), or everything beyond the cap.
+_TAKE_SQL = """
 DELETE FROM evaluation_scoringqueueitem q
 WHERE q.id IN (
-    SELECT q2.id FROM evaluation_scoringqueueitem q2 JOIN served ON q2.project_id = served.project_id
-    ORDER BY q2.id LIMIT %s
+    SELECT q2.id FROM evaluation_scoringqueueitem q2 WHERE q2.project_id = %s
+    ORDER BY q2.priority DESC, q2.id {direction}
+    LIMIT %s OFFSET %s
     FOR UPDATE OF q2 SKIP LOCKED
 )
-RETURNING q.project_id, q.trace_pk
+RETURNING q.trace_pk
 """
 
 
-def turn_take(*, batch: int | None = None) -> tuple[int, list[int]] | None:
-    """The next project's turn: (project id, trace row ids), or None when nothing waits."""
+@dataclass(frozen=True)
+class Turn:
+    project_id: int
+    trace_pks: list[int]  # this turn's traces, to be scored or skipped (backlog.decide)
+    waiting: int  # the project's traces in the queue when the turn began
+    policy: Policy
+    # Cut from beyond the policy's cap (ordered modes under a backlog): skipped, except
+    # the protected ones, which went back to the head of the queue.
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+def turn_take(*, batch: int | None = None) -> Turn | None:
+    """The next project's turn, or None when nothing waits.
+
+    Within a project, traces the policy must not drop come first, then the rest oldest
+    first (newest first under `newest_first`). Under an ordered policy's backlog the
+    queue is cut to its cap here, in the same transaction.
+    """
+    batch = batch or settings.SPYGLASS_SCORING_TURN_BATCH
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_TURN_SQL, [batch or settings.SPYGLASS_SCORING_TURN_BATCH])
-        rows = cursor.fetchall()
-    if not rows:
-        return None
-    return rows[0][0], sorted(pk for _, pk in rows)
+        cursor.execute(_PICK_SQL)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        project_id = row[0]
+        policy = policy_for(project_id)
+        cursor.execute("SELECT count(*) FROM evaluation_scoringqueueitem WHERE project_id = %s", [project_id])
+        waiting = cursor.fetchone()[0]
+        direction = "DESC" if policy.mode == BacklogMode.NEWEST_FIRST else "ASC"
+        skipped: dict[int, str] = {}
+        if policy.applies(waiting) and policy.mode in ORDERED and waiting > policy.cap:
+            cursor.execute(_TAKE_SQL.format(direction=direction), [project_id, None, policy.cap])
+            overflow = overflow_decide(policy, waiting=waiting,
+                                       overflow=candidates_load(sorted(r[0] for r in cursor.fetchall())))
+            traces_enqueue(project_id=project_id, trace_pks=overflow.score, priority=True)
+            skipped = overflow.skip
+        cursor.execute(_TAKE_SQL.format(direction=direction), [project_id, batch, 0])
+        pks = sorted(r[0] for r in cursor.fetchall())
+    return Turn(project_id=project_id, trace_pks=pks, waiting=waiting, policy=policy, skipped=skipped)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ from projects.services import project_create
 from tests.conftest import make_user
 
 
+def take(batch: int) -> tuple[int, list[int]] | None:
+    turn = fair_queue.turn_take(batch=batch)
+    return None if turn is None else (turn.project_id, turn.trace_pks)
+
+
 @pytest.fixture
 def projects(db):
     owner = make_user("fair-owner")
@@ -23,14 +28,14 @@ def projects(db):
 def test_a_flood_does_not_hold_back_a_small_project(projects):
     flood, trickle, _ = projects
     fair_queue.traces_enqueue(project_id=flood.pk, trace_pks=list(range(1, 2001)))
-    first = fair_queue.turn_take(batch=20)
+    first = take(batch=20)
     assert first == (flood.pk, list(range(1, 21)))  # oldest first within a project
     fair_queue.traces_enqueue(project_id=trickle.pk, trace_pks=list(range(5001, 5051)))
-    turns = [fair_queue.turn_take(batch=20) for _ in range(6)]
+    turns = [take(batch=20) for _ in range(6)]
     assert [project for project, _ in turns] == [trickle.pk, flood.pk] * 3  # alternating
     trickle_pks = [pk for project, pks in turns if project == trickle.pk for pk in pks]
     assert trickle_pks == list(range(5001, 5051))  # all 50 within 3 of its turns
-    assert fair_queue.turn_take(batch=20)[0] == flood.pk  # then the flood has the worker again
+    assert take(batch=20)[0] == flood.pk  # then the flood has the worker again
     assert [(b.project_id, b.waiting) for b in fair_queue.backlog()] == [(flood.pk, 2000 - 20 * 5)]
 
 
@@ -40,8 +45,8 @@ def test_a_waiting_trace_keeps_its_place_and_an_empty_queue_gives_none(projects)
     fair_queue.traces_enqueue(project_id=project.pk, trace_pks=[7, 8])
     fair_queue.traces_enqueue(project_id=project.pk, trace_pks=[9, 7])  # 7 re-announced while waiting
     assert ScoringQueueItem.objects.count() == 3
-    assert fair_queue.turn_take(batch=2) == (project.pk, [7, 8])
-    assert fair_queue.turn_take(batch=2) == (project.pk, [9])
+    assert take(batch=2) == (project.pk, [7, 8])
+    assert take(batch=2) == (project.pk, [9])
     assert fair_queue.turn_take() is None and fair_queue.waiting_total() == 0
 
 
@@ -55,7 +60,7 @@ def test_two_workers_never_take_the_same_trace(transactional_db):
     def worker(slot: int) -> None:
         try:
             while (turn := fair_queue.turn_take(batch=7)) is not None:
-                taken[slot].extend(turn[1])
+                taken[slot].extend(turn.trace_pks)
         finally:
             connection.close()
 
