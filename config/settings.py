@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "slices",
     "drift",
     "datasets",
+    "experiments",
     "demo",
 ]
 
@@ -190,7 +191,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several "status" choice sets (traces/spans, drift features): name the traces' one,
     # or drf-spectacular invents "Status114Enum" and `check --deploy` warns.
-    "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status"},
+    "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status",
+                            "ExperimentStatusEnum": "experiments.models.Status"},
     # The answers every operation can give (403, 400; 411/413 with a body), documented
     # once instead of on each view (config/api.py).
     "POSTPROCESSING_HOOKS": [
@@ -250,13 +252,39 @@ CELERY_TASK_ROUTES = {
     "evaluation.tasks.scoring_sweep": {"queue": "default"},
     "evaluation.tasks.project_rescore": {"queue": "default"},
     "feedback.tasks.sessions_signals": {"queue": "signals"},
+    # An experiment holds its worker for the whole run (minutes, mostly waiting on the
+    # model): its own queue keeps it from delaying scoring or the pipeline.
+    "experiments.tasks.experiment_run": {"queue": "experiments"},
     "feedback.tasks.sessions_close_idle": {"queue": "signals"},
 }
 # Every queue above, for the workers `make run` and the tests start.
-CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "default")
+CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "experiments", "default")
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis (and SQS) redeliver a message that was taken but never acknowledged (acks_late:
+# its worker died mid-task) once it is this many seconds old. It must exceed the longest
+# task and retry countdown, or a message still being worked on is delivered twice
+# (harmless, tasks are idempotent, but wasted); lower it only to redeliver faster.
+BROKER_SOCKET_TIMEOUT = 5.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    # A worker looks for such messages every 10 s; kombu's default scans only every 10th
+    # time, which added up to 100 s to every redelivery.
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+    # Without these a broker that hangs instead of refusing (frozen, or behind a firewall
+    # that drops packets) held every ingest request after its commit until gunicorn
+    # killed the worker, and /healthz never answered (tests/integration/test_faults.py).
+    # A healthy Redis answers in milliseconds; the worker's BRPOP polls in 1 s turns.
+    "socket_timeout": BROKER_SOCKET_TIMEOUT,
+    "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+}
+# Sending a message: one retry (a pooled connection gone stale after a broker restart)
+# instead of Celery's three, so a hung broker costs a web request at most two socket
+# timeouts; what was not announced, the scoring sweep finds.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
+                                    "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 # Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out
@@ -268,7 +296,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 SPYGLASS_METRICS_TOKEN = env_str("SPYGLASS_METRICS_TOKEN") or ""
 SPYGLASS_SCORING_TURN_BATCH = env_int("SPYGLASS_SCORING_TURN_BATCH", 20, minimum=1)
 SPYGLASS_SCORING_DRAIN_SECONDS = env_int("SPYGLASS_SCORING_DRAIN_SECONDS", 10, minimum=1)
-CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "evaluation.tasks.scoring_sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["scoring-sweep"] = {
+    "task": "evaluation.tasks.scoring_sweep",
+    "schedule": float(env_int("SPYGLASS_SCORING_SWEEP_SECONDS", 60, minimum=1)),
+}
 # Seconds a changed trace is left to its own scoring message before the sweep steps in.
 SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)
 # Messages (of up to 50 traces) the grounding queue may hold before new traces get a

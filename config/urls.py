@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("slices.urls")),
     path("", include("drift.urls")),
     path("", include("datasets.urls")),
+    path("", include("experiments.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -191,6 +191,10 @@ class ScoringQueueItem(models.Model):
     take it project by project in turn: a flood from one project then delays another
     project's traces by one turn, not by the whole flood. A trace is queued once
     (re-announced while waiting, it keeps its place).
+
+    A worker's turn claims its rows (`claimed_by` = the drain message's task id) and
+    deletes them once their scores are stored: a worker killed mid-batch leaves them
+    claimed, and the redelivered message (same task id) takes the same batch again.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -200,6 +204,8 @@ class ScoringQueueItem(models.Model):
     # Taken before the project's other traces: traces the backlog policy must never
     # drop that were cut from beyond its cap, or came back after a late thumbs-down.
     priority = models.BooleanField(default=False)
+    claimed_by = models.CharField(max_length=64, blank=True, db_default="")  # raw INSERTs too
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "id"], name="scoring_queue_project_id")]

@@ -42,29 +42,34 @@ def traces_score(trace_pks: list[int]) -> int:
     return traces_score_batch(trace_pks, defer=True)
 
 
-@shared_task(name="evaluation.tasks.scoring_drain", **SCORING_TASK_OPTIONS)
-def scoring_drain() -> int:
+@shared_task(bind=True, name="evaluation.tasks.scoring_drain", **SCORING_TASK_OPTIONS)
+def scoring_drain(self) -> int:
     """Score the fair queue's turns (evaluation/fair_queue.py) for up to
     SPYGLASS_SCORING_DRAIN_SECONDS, then hand over to a fresh message if work remains,
     so the worker's other queues (pipeline, grounding, signals) get their turns too.
-    Every ingest batch sends one; a message that finds nothing waiting just ends. Each
-    turn is scored as its project's backlog policy says (evaluation/backlog.py)."""
+    Every ingest batch sends one; a message that finds nothing waiting just ends.
+
+    Each turn is claimed under this message's task id and released once stored: if the
+    worker dies mid-turn, the redelivered message (same id) scores that turn first."""
     import time
+    import uuid
 
     from django.conf import settings
 
     from evaluation.backlog import turn_run
-    from evaluation.fair_queue import turn_take
+    from evaluation.fair_queue import turn_done, turn_take
     from evaluation.sweep import queue_backlog
 
     consumes = set(scoring_drain.app.amqp.queues.consume_from or {})
+    claimant = self.request.id or uuid.uuid4().hex  # no id: called in-process
     deadline = time.monotonic() + settings.SPYGLASS_SCORING_DRAIN_SECONDS
     scored = 0
     while time.monotonic() < deadline:
-        turn = turn_take()
+        turn = turn_take(claimant=claimant)
         if turn is None:
             return scored
-        scored += turn_run(turn)
+        scored += turn_run(turn)  # as the project's backlog policy says (evaluation/backlog.py)
+        turn_done(claimant=claimant, trace_pks=turn.trace_pks)
         # Ingest's announcements come first: until one is handled, its traces are not in
         # the fair queue at all, and a small project would wait behind a flood after all.
         if "pipeline" in consumes and queue_backlog("pipeline"):

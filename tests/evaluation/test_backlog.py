@@ -76,6 +76,13 @@ def test_the_ordered_modes_skip_only_beyond_the_cap():
 # --- with the database ---------------------------------------------------------------------
 
 
+def _run(turn) -> int:
+    """What scoring_drain does with a turn: score or skip it, then release its claim."""
+    handled = backlog.turn_run(turn)
+    fair_queue.turn_done(claimant=turn.claimant, trace_pks=turn.trace_pks)
+    return handled
+
+
 def _policy(project, **fields) -> None:
     BacklogPolicy.objects.update_or_create(project=project, defaults=fields)
 
@@ -117,9 +124,9 @@ def test_newest_first_keeps_the_newest_and_the_protected_ones_of_a_backlog(world
     # The queue was cut to the newest 6; the cut protected ones came back at its head.
     assert turn.trace_pks == sorted([errored.pk, traces[2].pk, pks[-1], pks[-2]])
     assert set(turn.skipped) == set(pks[:-6]) - {traces[2].pk}
-    left = set(ScoringQueueItem.objects.values_list("trace_pk", flat=True))
+    left = set(ScoringQueueItem.objects.filter(claimed_at=None).values_list("trace_pk", flat=True))
     assert left == set(pks[-6:-2])
-    assert backlog.turn_run(turn) == 4 + 13
+    assert _run(turn) == 4 + 13
     rows = dict(TraceScoring.objects.filter(project=world.project).values_list("trace_id", "status"))
     assert rows[traces[0].trace_id] == "skipped" and rows[traces[2].trace_id] == "scored"
     assert rows[errored.trace_id] in ("scored", "failed") and traces[-3].trace_id not in rows
@@ -141,7 +148,7 @@ def test_sample_skips_the_unsampled_traces_of_a_turn_and_scores_the_protected_on
     traces = [ingest_trace(world.project) for _ in range(6)]
     _thumbs(world.project, traces[4], False)
     fair_queue.traces_enqueue(project_id=world.project.pk, trace_pks=[t.pk for t in traces])
-    backlog.turn_run(fair_queue.turn_take(batch=10))
+    _run(fair_queue.turn_take(batch=10))
     statuses = dict(TraceScoring.objects.filter(project=world.project).values_list("trace_id", "status"))
     assert statuses == {t.trace_id: ("scored" if i == 4 else "skipped") for i, t in enumerate(traces)}
 
@@ -150,7 +157,7 @@ def test_below_the_threshold_every_trace_is_scored(world):
     _policy(world.project, mode=BacklogMode.SAMPLE, threshold=6, sample_rate=0.0)
     traces = [ingest_trace(world.project) for _ in range(6)]
     fair_queue.traces_enqueue(project_id=world.project.pk, trace_pks=[t.pk for t in traces])
-    backlog.turn_run(fair_queue.turn_take(batch=10))
+    _run(fair_queue.turn_take(batch=10))
     counts = dict(TraceScoring.objects.filter(project=world.project).values_list("status")
                   .annotate(n=Count("id")).values_list("status", "n"))
     assert counts == {"scored": 6}
@@ -160,7 +167,7 @@ def _skip_all(world, n: int):
     _policy(world.project, mode=BacklogMode.SAMPLE, threshold=0, sample_rate=0.0)
     traces = [ingest_trace(world.project) for _ in range(n)]
     fair_queue.traces_enqueue(project_id=world.project.pk, trace_pks=[t.pk for t in traces])
-    backlog.turn_run(fair_queue.turn_take(batch=n))
+    _run(fair_queue.turn_take(batch=n))
     assert set(TraceScoring.objects.filter(project=world.project).values_list("status", flat=True)) == {"skipped"}
     return traces
 
@@ -176,7 +183,7 @@ def test_a_late_thumbs_down_puts_a_skipped_trace_back_at_the_head(world, django_
     assert ScoringQueueItem.objects.get(trace_pk=traces[1].pk).priority
     turn = fair_queue.turn_take(batch=1)
     assert turn.trace_pks == [traces[1].pk]  # ahead of the trace that was waiting
-    backlog.turn_run(turn)
+    _run(turn)
     assert TraceScoring.objects.get(project=world.project, trace_id=traces[1].trace_id).status == "scored"
 
 

@@ -30,7 +30,9 @@ def _skip(world, n: int):
         "mode": BacklogMode.SAMPLE, "threshold": 0, "sample_rate": 0.0})
     traces = [ingest_trace(world.project, start_ns=time.time_ns() - 60 * 10**9) for _ in range(n)]
     fair_queue.traces_enqueue(project_id=world.project.pk, trace_pks=[t.pk for t in traces])
-    backlog.turn_run(fair_queue.turn_take(batch=n))
+    turn = fair_queue.turn_take(batch=n)
+    backlog.turn_run(turn)
+    fair_queue.turn_done(claimant=turn.claimant, trace_pks=turn.trace_pks)
     return traces
 
 

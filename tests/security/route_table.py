@@ -316,6 +316,15 @@ ROUTES: dict[str, list[Route]] = {
     "datasets-add-trace": [Route("GET", MEMBER_PAGE),
                            Route("POST", page(403, 403, 302, 302), lambda o: {"new_name": "walk-trace"},
                                  writes=True)],
+    # --- experiments ----------------------------------------------------------------------
+    "api-experiments": [
+        Route("GET", API_READ, api=True),
+        # B's key names A's dataset and prompt in the body: not found in B.
+        Route("POST", api(403, 403, 201, 201, 201), api=True, json=True, writes=True, cross={"key": 404},
+              data=lambda o: json.dumps({"dataset": "alpha-dataset", "prompt": "alpha-prompt", "model": "m"})),
+    ],
+    "api-experiment": _get(API_READ, api=True),
+    "api-experiment-cancel": _post(api(403, 403, 200, 200, 200), api=True, writes=True),
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
@@ -345,6 +354,7 @@ KWARGS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rule_id": lambda o: o["alert_rule"].pk,
     "channel_id": lambda o: o["alert_channel"].pk,
     "dataset_name": lambda o: o["dataset"].name,
+    "experiment_id": lambda o: o["experiment"].pk,
 }
 # Query strings some GET pages need to show their object (diff/compare: two versions).
 QUERY: dict[str, dict[str, str]] = {
@@ -397,7 +407,16 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
 
     dataset = dataset_create(project=project, name="alpha-dataset")
     items_add(dataset=dataset, items=[ItemIn(f"question {A_MARKER}", f"answer {A_MARKER}")], change={})
+    from evaluation.judge import judge_settings_save
+    from experiments.services import ExperimentSpec, experiment_create
+
+    # The experiments' model connection (never called: the walk's requests are rolled back).
+    judge_settings_save(project=project, user=None, enabled=False, base_url="https://model.example/v1",
+                        model="m", api_key="sk-walk", sample_rate=0, daily_budget_usd=1, rubrics=[])
+    experiment = experiment_create(project=project, spec=ExperimentSpec(
+        dataset="alpha-dataset", prompt=prompt_name, model="m", name=f"run {A_MARKER}"))
     return {
+        "experiment": experiment,
         "project": project,
         "trace": trace,
         "dataset": dataset,

@@ -1,0 +1,146 @@
+"""Writes of experiments: start a run (everything it will use is pinned now), cancel it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import ValidationFailed
+from datasets.selectors import dataset_get, split_of, version_items, version_number
+from experiments import evaluators
+from experiments.models import Experiment, Kind, Status, StopReason
+from experiments.runner import CALL_PARAMS, connection_for
+from projects.models import Project
+from prompts.selectors import prompt_resolve
+from tracing.cost import span_cost
+
+MAX_CONCURRENCY = 32
+MAX_RATE_PER_MINUTE = 100_000
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What a caller asked for, before names are resolved."""
+
+    dataset: str
+    prompt: str | None = None
+    prompt_version: int | None = None
+    prompt_label: str | None = None
+    model: str = ""
+    dataset_version: Any = None
+    split: Any = None
+    name: str = ""
+    evaluators: Any = None
+    params: Any = None
+    concurrency: int = 4
+    rate_limit_per_minute: int | None = None
+    cost_cap_usd: Any = None
+    cost_per_call_usd: Any = None
+    kind: str = Kind.PROMPT
+
+
+def _bad(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{field}: {message}", detail={field: message})
+
+
+def _money(field: str, raw: Any) -> Decimal | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise _bad(field, "must be a number of US dollars") from None
+    if not value.is_finite() or value < 0 or value >= Decimal(10) ** 8:
+        raise _bad(field, "must be between 0 and 100,000,000")
+    return value
+
+
+def _params(raw: Any) -> dict[str, Any]:
+    if raw in (None, ""):
+        return {}
+    if not isinstance(raw, dict):
+        raise _bad("params", "must be an object, e.g. {\"temperature\": 0}")
+    unknown = sorted(set(raw) - set(CALL_PARAMS))
+    if unknown:
+        raise _bad("params", f"unknown parameter {unknown[0]!r} (allowed: {', '.join(CALL_PARAMS)})")
+    return dict(raw)
+
+
+@transaction.atomic
+def experiment_create(*, project: Project, spec: ExperimentSpec, user: Any = None) -> Experiment:
+    """Validate and pin a run; its task is queued after commit. Unknown dataset or prompt
+    names raise NotFound, anything else wrong ValidationFailed naming the field."""
+    dataset = dataset_get(project=project, name=spec.dataset)
+    number = version_number(dataset, spec.dataset_version)
+    split = split_of(spec.split)
+    total = version_items(dataset=dataset, number=number, split=split).count()
+    if not 1 <= spec.concurrency <= MAX_CONCURRENCY:
+        raise _bad("concurrency", f"must be between 1 and {MAX_CONCURRENCY}")
+    if spec.rate_limit_per_minute is not None and not 1 <= spec.rate_limit_per_minute <= MAX_RATE_PER_MINUTE:
+        raise _bad("rate_limit_per_minute", f"must be between 1 and {MAX_RATE_PER_MINUTE}")
+    cap = _money("cost_cap_usd", spec.cost_cap_usd)
+    per_call = _money("cost_per_call_usd", spec.cost_per_call_usd)
+    checks = evaluators.specs_validate(spec.evaluators)
+    params = _params(spec.params)
+    prompt = version = None
+    model = (spec.model or "").strip()
+    if len(model) > 200:
+        raise _bad("model", "at most 200 characters")
+    if spec.kind == Kind.PROMPT:
+        if not spec.prompt:
+            raise _bad("prompt", "a prompt name from the registry is required")
+        if spec.prompt_label is not None and spec.prompt_version is not None:
+            raise _bad("prompt_label", "give either prompt_version or prompt_label, not both")
+        resolved = prompt_resolve(project=project, name=spec.prompt, label=spec.prompt_label or None,
+                                  version=spec.prompt_version)
+        prompt, version = resolved.prompt, resolved.version
+        connection = connection_for(project.pk)
+        if connection is None:
+            raise _bad("connection", "the project has no OpenAI-compatible connection: set a base URL and an "
+                                     "API key in the LLM judge settings")
+        model = model or str((version.config or {}).get("model") or "") or connection.model
+        if not model:
+            raise _bad("model", "no model given, none in the prompt version's config nor in the connection")
+        if cap is not None and per_call is None and span_cost(
+                provider=None, model=model, input_tokens=1000, output_tokens=1000, cached_tokens=None,
+                cache_creation_tokens=None, at=timezone.now()) is None:
+            # A cap that can never trigger would be worse than no cap.
+            raise _bad("cost_per_call_usd", f"model {model!r} has no known price; give a per-call cost so that "
+                                            "the cost cap can work")
+    exp = Experiment.objects.create(
+        project=project, name=(spec.name or "").strip()[:200], kind=spec.kind, dataset=dataset,
+        dataset_version=number, split=split, prompt=prompt, prompt_version=version,
+        prompt_label=spec.prompt_label or "", model=model, params=params, evaluators=checks,
+        concurrency=spec.concurrency, rate_limit_per_minute=spec.rate_limit_per_minute, cost_cap_usd=cap,
+        cost_per_call_usd=per_call, total=total, created_by=user if getattr(user, "pk", None) else None,
+        status=Status.QUEUED if spec.kind == Kind.PROMPT else Status.RUNNING,
+        started_at=None if spec.kind == Kind.PROMPT else timezone.now())
+    if spec.kind == Kind.PROMPT:
+        transaction.on_commit(lambda: _enqueue(exp.pk))
+    return exp
+
+
+def _enqueue(experiment_id: int) -> None:
+    from experiments.tasks import experiment_run
+
+    experiment_run.delay(experiment_id)
+
+
+@transaction.atomic
+def experiment_cancel(*, experiment: Experiment) -> Experiment:
+    """Ask the run to stop; it stops between items. A queued run is cancelled at once
+    (the task then finds nothing to claim). Cancelling a finished run changes nothing."""
+    locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    if locked.finished:
+        return locked
+    locked.cancel_requested = True
+    fields = ["cancel_requested"]
+    if locked.status == Status.QUEUED or locked.kind == Kind.SDK:
+        locked.status, locked.stop_reason, locked.finished_at = Status.CANCELLED, StopReason.CANCELLED, timezone.now()
+        fields += ["status", "stop_reason", "finished_at"]
+    locked.save(update_fields=fields)
+    return locked
