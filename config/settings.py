@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "drift",
     "datasets",
     "experiments",
+    "retention",
     "demo",
 ]
 
@@ -256,6 +257,7 @@ CELERY_TASK_ROUTES = {
     # model): its own queue keeps it from delaying scoring or the pipeline.
     "experiments.tasks.experiment_run": {"queue": "experiments"},
     "feedback.tasks.sessions_close_idle": {"queue": "signals"},
+    "retention.tasks.retention_apply": {"queue": "default"},
 }
 # Every queue above, for the workers `make run` and the tests start.
 CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "experiments", "default")
@@ -314,6 +316,20 @@ CELERY_BEAT_SCHEDULE["dashboards-rollups-refresh"] = {"task": "dashboards.tasks.
 # Alerts (alerts/): every rule evaluated each minute; links in notifications start with
 # SPYGLASS_BASE_URL; webhook/Slack calls time out quickly and are retried with backoff.
 CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {"task": "alerts.tasks.alerts_evaluate", "schedule": 60.0}
+# Retention (retention/): traces that started more than this many days ago are deleted with
+# everything hanging off them, per project (a project may set its own days or keep forever).
+# 0 = keep forever, the default. Deleted in transactions of SPYGLASS_RETENTION_BATCH_TRACES
+# traces, so no transaction is huge and ingest waits at most one batch for a row lock; a beat
+# run stops after SPYGLASS_RETENTION_RUN_SECONDS and the next run carries on.
+_retention_days = env_int("SPYGLASS_RETENTION_DAYS", 0, minimum=0)
+SPYGLASS_RETENTION_DAYS: int | None = _retention_days or None
+SPYGLASS_RETENTION_BATCH_TRACES = env_int("SPYGLASS_RETENTION_BATCH_TRACES", 500, minimum=1)
+SPYGLASS_RETENTION_RUN_SECONDS = env_int("SPYGLASS_RETENTION_RUN_SECONDS", 240, minimum=1)
+SPYGLASS_RETENTION_EVERY_SECONDS = env_int("SPYGLASS_RETENTION_EVERY_SECONDS", 900, minimum=1)
+CELERY_BEAT_SCHEDULE["retention-apply"] = {
+    "task": "retention.tasks.retention_apply",
+    "schedule": float(SPYGLASS_RETENTION_EVERY_SECONDS),
+}
 SPYGLASS_BASE_URL = (env_str("SPYGLASS_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
 SPYGLASS_ALERTS_TICK_BUDGET_SECONDS = env_int("SPYGLASS_ALERTS_TICK_BUDGET_SECONDS", 45, minimum=1)
 SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS = env_int("SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS", 5, minimum=1)

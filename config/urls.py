@@ -31,6 +31,7 @@ urlpatterns = [
     path("", include("drift.urls")),
     path("", include("datasets.urls")),
     path("", include("experiments.urls")),
+    path("", include("retention.urls")),
     path("admin/", admin.site.urls),
 ]
 

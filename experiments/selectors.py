@@ -81,3 +81,22 @@ def metric_summaries(*, experiment: Experiment) -> list[MetricSummary]:
         out.append(MetricSummary(name, kind, len(xs), mean, low, high, evaluators.HIGHER_IS_BETTER[name],
                                  evaluators.DESCRIPTIONS[name]))
     return out
+
+
+def runs_compare(*, project: Project, a_id: Any, b_id: Any) -> tuple[Experiment, Experiment, Any]:
+    """Runs A and B of the project and their paired comparison (experiments/compare.py).
+    Items pair by dataset item id, so runs over versions of the same dataset pair on the
+    items they share."""
+    from experiments.compare import ItemPair, compare
+
+    a = experiment_get(project=project, experiment_id=a_id)
+    b = experiment_get(project=project, experiment_id=b_id)
+    rows_a = {r.item_id: r for r in ExperimentResult.objects.filter(experiment=a).select_related("item")}
+    rows_b = {r.item_id: r for r in ExperimentResult.objects.filter(experiment=b)}
+    pairs = [ItemPair(item_id=i, input=ra.item.input, expected=ra.item.expected_output, output_a=ra.output,
+                      output_b=rows_b[i].output, error_a=ra.error, error_b=rows_b[i].error, trace_a=ra.trace_id,
+                      trace_b=rows_b[i].trace_id, scores_a=ra.scores or {}, scores_b=rows_b[i].scores or {})
+             for i, ra in sorted(rows_a.items()) if i in rows_b]
+    names_b = {s["name"] for s in b.evaluators or []}
+    names = [s["name"] for s in a.evaluators or [] if s["name"] in names_b]
+    return a, b, compare(pairs, names)

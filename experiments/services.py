@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -17,6 +18,8 @@ from experiments.runner import CALL_PARAMS, connection_for
 from projects.models import Project
 from prompts.selectors import prompt_resolve
 from tracing.cost import span_cost
+
+logger = logging.getLogger(__name__)
 
 MAX_CONCURRENCY = 32
 MAX_RATE_PER_MINUTE = 100_000
@@ -127,7 +130,14 @@ def experiment_create(*, project: Project, spec: ExperimentSpec, user: Any = Non
 def _enqueue(experiment_id: int) -> None:
     from experiments.tasks import experiment_run
 
-    experiment_run.delay(experiment_id)
+    try:
+        experiment_run.delay(experiment_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure
+        # The row is committed: say why it will never run instead of leaving it queued.
+        logger.warning("could not queue experiment %s: %s", experiment_id, exc)
+        Experiment.objects.filter(pk=experiment_id, status=Status.QUEUED).update(
+            status=Status.FAILED, stop_reason=StopReason.ERROR, finished_at=timezone.now(),
+            error="could not queue the run: the task broker is unavailable; start it again")
 
 
 @transaction.atomic

@@ -156,6 +156,16 @@ ROUTES: dict[str, list[Route]] = {
         Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
               data=lambda o: json.dumps({"kinds": ["email"], "custom": [{"name": "walk", "pattern": "W-[0-9]+"}]})),
     ],
+    # Retention: everyone in the project reads it, admins change it.
+    "retention-settings": [
+        Route("GET", VIEW),
+        Route("POST", page(403, 403, 403, 302), data=lambda o: {"mode": "days", "days": "14"}, writes=True),
+    ],
+    "api-retention": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"mode": "days", "days": 14})),
+    ],
     # --- explorer ---------------------------------------------------------------------------
     "api-trace-list": _get(API_READ, api=True),
     "api-trace-detail": _get(API_READ, api=True),
@@ -325,6 +335,13 @@ ROUTES: dict[str, list[Route]] = {
     ],
     "api-experiment": _get(API_READ, api=True),
     "api-experiment-cancel": _post(api(403, 403, 200, 200, 200), api=True, writes=True),
+    "experiments-list": [Route("GET", VIEW),
+                         Route("POST", page(403, 403, 302, 302), writes=True, data=lambda o: {
+                             "dataset": "alpha-dataset", "prompt": "alpha-prompt", "model": "m",
+                             "concurrency": "2"})],
+    "experiments-detail": _get(VIEW),
+    "experiments-cancel": _post(page(403, 403, 302, 302), writes=True),
+    "experiments-compare": _get(VIEW),
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
@@ -364,6 +381,10 @@ QUERY: dict[str, dict[str, str]] = {
     "prompt-diff": {"a": "1", "b": "1"},
     "prompt-compare": {"a": "1", "b": "1"},
     "api-dataset-export": {"format": "csv"},
+}
+# The comparison names its runs in the query: A's run against itself.
+QUERY_FROM_OBJECTS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "experiments-compare": lambda o: {"a": str(o["experiment"].pk), "b": str(o["experiment"].pk)},
 }
 
 # Text that appears in project A's data only: no answer to anyone outside A may hold it.
