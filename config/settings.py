@@ -69,6 +69,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
+    # Before any body is buffered or decoded: a refused ingest request costs next to
+    # nothing (after the two above, so its answer carries the security headers too).
+    "config.inflight.IngestInFlightLimitMiddleware",
     # Before anything reads a body: chunked bodies are buffered (or refused) here.
     "config.request_body.RequestBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -79,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees a view's exception first: a read-only or full database is a 503.
+    "config.db_faults.DatabaseFaultMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -169,6 +174,9 @@ SPYGLASS_MAX_BODY_BYTES = env_int("SPYGLASS_MAX_BODY_BYTES", 10 * 1024 * 1024, m
 SPYGLASS_MAX_ATTRIBUTE_CHARS = env_int("SPYGLASS_MAX_ATTRIBUTE_CHARS", 1_000_000, minimum=1000)
 SPYGLASS_MAX_SPAN_ATTRIBUTES = env_int("SPYGLASS_MAX_SPAN_ATTRIBUTES", 10_000, minimum=100)
 SPYGLASS_MAX_SPAN_EVENTS = env_int("SPYGLASS_MAX_SPAN_EVENTS", 1_000, minimum=10)
+# Load shedding: OTLP requests at work at once per web process; more get 503 +
+# Retry-After before their body is read (config/inflight.py).
+SPYGLASS_MAX_INGEST_INFLIGHT = env_int("SPYGLASS_MAX_INGEST_INFLIGHT", 2, minimum=1)
 # Django's own cap must not cut the body before the views can answer 413 themselves.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 

@@ -62,6 +62,7 @@ SMOKE = [
     ("bench/retention.py", [], r"^\| delete rate \(traces/s, spans/s\) \| [\d,]+ / [\d,]+ \|$"),
     ("bench/masking.py", [], r"^\| today \| all \| [\d.]+ \| [\d.]+–[\d.]+ \|$"),
     ("bench/scoring.py", [], r"^embeddings: [\d,]+ texts/s"),
+    ("bench/overload.py", [], r"^\| web RSS MiB \(master \+ workers, \d+ samples\): median / max \| \d+ / \d+ \|$"),
     ("bench/sdk_overhead.py", [], r"^  unreachable +-?[\d.]+ µs$"),
     ("bench/semantic.py", [], r"^\| 400 traces \| similar \| after \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \|"),
     ("bench/slices.py", [], r"^single-score insert, \d+ each: median [\d.]+ ms with the outcome triggers"),
