@@ -27,7 +27,7 @@ TAGS = ["experiments"]
 ID_PARAM = OpenApiParameter("experiment_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 BODY_FIELDS = frozenset({"name", "dataset", "dataset_version", "split", "prompt", "prompt_version", "prompt_label",
                          "model", "params", "evaluators", "concurrency", "rate_limit_per_minute", "cost_cap_usd",
-                         "cost_per_call_usd"})
+                         "cost_per_call_usd", "kind", "custom_evaluators"})
 
 
 class ExperimentInSerializer(serializers.Serializer):
@@ -37,7 +37,14 @@ class ExperimentInSerializer(serializers.Serializer):
                                                help_text="Default: the dataset's current version (pinned now).")
     split = serializers.ChoiceField(choices=["train", "test"], required=False, allow_null=True,
                                     help_text="Only this split's items (the version must have a split).")
-    prompt = serializers.CharField(max_length=128, help_text="A prompt of the registry.")
+    kind = serializers.ChoiceField(choices=["prompt", "sdk"], required=False, default="prompt",
+                                   help_text="prompt: the server calls the model with a registry prompt; sdk: "
+                                             "spyglass.run_experiment runs your code and posts the results.")
+    prompt = serializers.CharField(max_length=128, required=False, allow_null=True,
+                                   help_text="A prompt of the registry (required for kind prompt).")
+    custom_evaluators = serializers.ListField(child=serializers.CharField(max_length=64), required=False,
+                                              help_text="kind sdk: names of the SDK's own evaluators, whose "
+                                                        "values come with the posted results.")
     prompt_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     prompt_label = serializers.CharField(max_length=64, required=False, allow_null=True,
                                          help_text="Resolved to a version when the run is created (default: "
@@ -188,7 +195,8 @@ class ExperimentListView(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         exp = services.experiment_create(project=access.project, user=access.user, spec=services.ExperimentSpec(
-            dataset=data["dataset"], prompt=data["prompt"], prompt_version=data.get("prompt_version"),
+            kind=data["kind"], custom_evaluators=data.get("custom_evaluators"),
+            dataset=data["dataset"], prompt=data.get("prompt"), prompt_version=data.get("prompt_version"),
             prompt_label=data.get("prompt_label"), model=data["model"], dataset_version=data.get("dataset_version"),
             split=data.get("split"), name=data["name"], evaluators=data.get("evaluators"),
             params=data.get("params"), concurrency=data["concurrency"],
@@ -231,4 +239,43 @@ class ExperimentCancelView(APIView):
         access = project_access(request, required_role=Role.MEMBER)
         exp = selectors.experiment_get(project=access.project, experiment_id=experiment_id)
         services.experiment_cancel(experiment=exp)
+        return Response(experiment_body(selectors.experiment_get(project=access.project, experiment_id=exp.pk)))
+
+
+class ResultInSerializer(serializers.Serializer):
+    item_id = serializers.IntegerField()
+    output = serializers.CharField(allow_null=True, required=False)
+    error = serializers.CharField(required=False, allow_blank=True)
+    latency_ms = serializers.FloatField(required=False, allow_null=True)
+    trace_id = serializers.CharField(required=False, allow_blank=True, help_text="The trace your code made.")
+    scores = serializers.DictField(child=serializers.FloatField(), required=False,
+                                   help_text="Values of the run's custom evaluators.")
+
+
+class ResultsInSerializer(serializers.Serializer):
+    results = ResultInSerializer(many=True, help_text=f"At most {services.MAX_RESULTS_PER_CALL} per call.")
+    finished = serializers.BooleanField(required=False, default=False,
+                                        help_text="The last post: the run is done (or cancelled, if asked).")
+
+
+class ExperimentResultsView(APIView):
+    @extend_schema(
+        operation_id="experiments_results_post", summary="Post an SDK run's results",
+        description="For runs of kind sdk (spyglass.run_experiment): the outputs your code produced. The run's "
+                    "server evaluators score them here; custom evaluators' values come in `scores`. Items "
+                    "already posted are skipped.",
+        parameters=[ID_PARAM, PROJECT_PARAM], request=ResultsInSerializer,
+        responses={200: ExperimentOutSerializer, 400: OpenApiResponse(ErrorSerializer),
+                   409: OpenApiResponse(ErrorSerializer, description="Not an SDK run, or already finished."),
+                   **ERRORS}, tags=TAGS)
+    def post(self, request: Request, experiment_id: int) -> Response:
+        access = project_access(request, required_role=Role.MEMBER)
+        exp = selectors.experiment_get(project=access.project, experiment_id=experiment_id)
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("body: must be a JSON object", detail={"body": ["must be a JSON object"]})
+        results = services.results_parse(request.data.get("results"))
+        finished = request.data.get("finished", False)
+        if not isinstance(finished, bool):
+            raise ValidationFailed("finished: must be true or false", detail={"finished": ["a boolean"]})
+        services.results_record(experiment=exp, results=results, finished=finished)
         return Response(experiment_body(selectors.experiment_get(project=access.project, experiment_id=exp.pk)))

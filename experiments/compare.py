@@ -101,19 +101,19 @@ class Comparison:
     verdict: str
 
 
-def _worse(name: str, a: float, b: float) -> bool:
-    sign = 1 if evaluators.HIGHER_IS_BETTER[name] else -1
+def _worse(name: str, a: float, b: float, pass_fail: bool) -> bool:
+    sign = 1 if evaluators.higher_is_better(name) else -1
     delta = (b - a) * sign
-    return delta < 0 if name in evaluators.PASS_FAIL else delta <= -NUMERIC_REGRESSION_DELTA
+    return delta < 0 if pass_fail else delta <= -NUMERIC_REGRESSION_DELTA
 
 
 def compare(pairs: list[ItemPair], metric_names: list[str], *, seed: int = 0) -> Comparison:
     metrics: list[MetricComparison] = []
     for name in metric_names:
         both = [(p.scores_a[name], p.scores_b[name]) for p in pairs if name in p.scores_a and name in p.scores_b]
-        kind = "pass_fail" if name in evaluators.PASS_FAIL else "numeric"
+        kind = "pass_fail" if evaluators.is_pass_fail(name, [v for pair in both for v in pair]) else "numeric"
         m = MetricComparison(name, kind, len(both), None, None, None, None, None, None,
-                             higher_is_better=evaluators.HIGHER_IS_BETTER[name])
+                             higher_is_better=evaluators.higher_is_better(name))
         if both:
             a = np.array([x for x, _ in both], dtype=float)
             b = np.array([y for _, y in both], dtype=float)
@@ -139,11 +139,13 @@ def compare(pairs: list[ItemPair], metric_names: list[str], *, seed: int = 0) ->
     for m in metrics:
         if m.p is None:
             m.verdict = "not enough data"
+    kinds = {m.name: m.kind == "pass_fail" for m in metrics}
     for p in pairs:
         if p.error_b and not p.error_a:
             p.worse.append("error")
         for name in metric_names:
-            if name in p.scores_a and name in p.scores_b and _worse(name, p.scores_a[name], p.scores_b[name]):
+            if name in p.scores_a and name in p.scores_b and _worse(name, p.scores_a[name], p.scores_b[name],
+                                                                    kinds[name]):
                 p.worse.append(name)
     regressions = [p for p in pairs if p.worse]
     return Comparison(metrics, pairs, regressions, verdict_sentence(metrics, len(pairs), len(regressions)))

@@ -49,6 +49,34 @@ class ItemOutput:
     context: list[str] = field(default_factory=list)
 
 
+def is_pass_fail(name: str, values: list[float] | None = None) -> bool:
+    """Server evaluators by their kind; an SDK evaluator is pass/fail when it only gave 0 and 1."""
+    if name in NAMES:
+        return name in PASS_FAIL
+    return bool(values) and all(v in (0.0, 1.0) for v in values)
+
+
+def higher_is_better(name: str) -> bool:
+    return HIGHER_IS_BETTER.get(name, True)  # SDK evaluators: higher is better
+
+
+CUSTOM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
+def custom_names_validate(raw: Any) -> list[dict[str, Any]]:
+    """Names of the SDK's own evaluators (their values are posted with the results)."""
+    if raw in (None, ""):
+        return []
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        raise ValidationFailed("custom_evaluators: must be a list of names", detail={"custom_evaluators": "invalid"})
+    for i, name in enumerate(raw):
+        where = f"custom_evaluators[{i}]"
+        if not CUSTOM_NAME.match(name) or name in NAMES or raw.index(name) != i:
+            raise ValidationFailed(f"{where}: {name!r} must be a new name of letters, digits, '_', '.', '-' "
+                                   "(not a server evaluator's, not twice)", detail={where: "invalid"})
+    return [{"name": name, "custom": True} for name in raw]
+
+
 def specs_validate(raw: Any) -> list[dict[str, Any]]:
     """The request's evaluators -> canonical specs; a ValidationFailed names the bad entry.
 
@@ -115,6 +143,8 @@ def evaluate(specs: list[dict[str, Any]], items: list[ItemOutput]) -> list[tuple
     live = [i for i, item in enumerate(items) if item.output is not None]
     for spec in specs:
         name = spec["name"]
+        if spec.get("custom"):
+            continue  # the SDK computed it
         if name == "exact_match":
             for i in live:
                 if items[i].expected is not None:

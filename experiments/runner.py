@@ -108,6 +108,10 @@ class CallResult:
     start_ns: int = 0
     end_ns: int = 0
     cost_usd: Decimal | None = None
+    # SDK runs: the user's code made the call and its trace; these come from the post.
+    sdk_trace_id: str | None = None
+    sdk_latency_ms: float | None = None
+    sdk_scores: dict[str, float] | None = None
 
 
 def _backoff(exc: openai.APIStatusError, attempt: int) -> float:
@@ -334,13 +338,17 @@ def results_flush(exp: Experiment, batch: list[tuple[CallResult, DatasetItem]]) 
         evaluators.ItemOutput(r.output, item.expected_output, item_context(item)) for r, item in batch])
     rows, spans = [], []
     for (result, item), (scores, evidence) in zip(batch, judged, strict=True):
-        trace_id = secrets.token_hex(16)
+        if result.sdk_trace_id is not None:  # the SDK sent its own trace
+            trace_id, latency = result.sdk_trace_id, result.sdk_latency_ms
+            scores = {**scores, **(result.sdk_scores or {})}
+        else:
+            trace_id = secrets.token_hex(16) if result.start_ns else ""
+            latency = (result.end_ns - result.start_ns) / 1e6 if result.start_ns else None
         if result.start_ns:
             spans.append(_span(exp, result, item, trace_id))
         rows.append(ExperimentResult(
-            experiment=exp, project_id=exp.project_id, item=item, trace_id=trace_id if result.start_ns else "",
-            output=result.output, error=result.error,
-            latency_ms=(result.end_ns - result.start_ns) / 1e6 if result.start_ns else None,
+            experiment=exp, project_id=exp.project_id, item=item, trace_id=trace_id,
+            output=result.output, error=result.error, latency_ms=latency,
             cost_usd=result.cost_usd, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
             attempts=max(result.attempts, 1), scores=scores, evidence=evidence))
     with transaction.atomic():

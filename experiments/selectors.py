@@ -73,13 +73,13 @@ def metric_summaries(*, experiment: Experiment) -> list[MetricSummary]:
     out = []
     for name in names:
         xs = values[name]
-        kind = "pass_fail" if name in evaluators.PASS_FAIL else "numeric"
+        kind = "pass_fail" if evaluators.is_pass_fail(name, xs) else "numeric"
         mean = sum(xs) / len(xs) if xs else None
         low = high = None
         if kind == "pass_fail" and xs:
             low, high = (float(v) for v in proportion_confint(round(sum(xs)), len(xs), method="wilson"))
-        out.append(MetricSummary(name, kind, len(xs), mean, low, high, evaluators.HIGHER_IS_BETTER[name],
-                                 evaluators.DESCRIPTIONS[name]))
+        out.append(MetricSummary(name, kind, len(xs), mean, low, high, evaluators.higher_is_better(name),
+                                 evaluators.DESCRIPTIONS.get(name, "computed by the SDK's evaluator")))
     return out
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import ValidationFailed
+from config.errors import Conflict, ValidationFailed
 from datasets.selectors import dataset_get, split_of, version_items, version_number
 from experiments import evaluators
 from experiments.models import Experiment, Kind, Status, StopReason
@@ -44,6 +44,7 @@ class ExperimentSpec:
     cost_cap_usd: Any = None
     cost_per_call_usd: Any = None
     kind: str = Kind.PROMPT
+    custom_evaluators: Any = None  # SDK runs: names of the SDK's own evaluators
 
 
 def _bad(field: str, message: str) -> ValidationFailed:
@@ -87,7 +88,13 @@ def experiment_create(*, project: Project, spec: ExperimentSpec, user: Any = Non
         raise _bad("rate_limit_per_minute", f"must be between 1 and {MAX_RATE_PER_MINUTE}")
     cap = _money("cost_cap_usd", spec.cost_cap_usd)
     per_call = _money("cost_per_call_usd", spec.cost_per_call_usd)
+    if spec.kind not in Kind.values:
+        raise _bad("kind", "must be prompt or sdk")
     checks = evaluators.specs_validate(spec.evaluators)
+    if spec.kind == Kind.SDK:
+        checks += evaluators.custom_names_validate(spec.custom_evaluators)
+    elif spec.custom_evaluators:
+        raise _bad("custom_evaluators", "only SDK runs (kind sdk) post their own evaluators' values")
     params = _params(spec.params)
     prompt = version = None
     model = (spec.model or "").strip()
@@ -154,3 +161,84 @@ def experiment_cancel(*, experiment: Experiment) -> Experiment:
         fields += ["status", "stop_reason", "finished_at"]
     locked.save(update_fields=fields)
     return locked
+
+
+MAX_RESULTS_PER_CALL = 1000
+
+
+@dataclass(frozen=True)
+class ResultIn:
+    item_id: int
+    output: str | None
+    error: str = ""
+    latency_ms: float | None = None
+    trace_id: str = ""
+    scores: dict[str, float] | None = None
+
+
+def results_parse(raw: Any) -> list[ResultIn]:
+    """The SDK's posted results; a ValidationFailed names the entry and field."""
+    if not isinstance(raw, list) or len(raw) > MAX_RESULTS_PER_CALL:
+        raise _bad("results", f"must be a list of at most {MAX_RESULTS_PER_CALL} results")
+    out = []
+    for i, entry in enumerate(raw):
+        where = f"results[{i}]"
+        if not isinstance(entry, dict):
+            raise _bad(where, "must be an object")
+        item_id, output, error = entry.get("item_id"), entry.get("output"), entry.get("error") or ""
+        if not isinstance(item_id, int) or isinstance(item_id, bool):
+            raise _bad(f"{where}.item_id", "a dataset item id (integer) is required")
+        if output is not None and not isinstance(output, str):
+            raise _bad(f"{where}.output", "must be a string or null")
+        if not isinstance(error, str):
+            raise _bad(f"{where}.error", "must be a string")
+        latency = entry.get("latency_ms")
+        if latency is not None and (not isinstance(latency, int | float) or isinstance(latency, bool) or latency < 0):
+            raise _bad(f"{where}.latency_ms", "must be a non-negative number")
+        trace_id = entry.get("trace_id") or ""
+        if not isinstance(trace_id, str) or (trace_id and len(trace_id) != 32):
+            raise _bad(f"{where}.trace_id", "must be 32 hex characters")
+        scores = entry.get("scores") or {}
+        if not isinstance(scores, dict) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and v == v for v in scores.values()):
+            raise _bad(f"{where}.scores", "must map evaluator names to numbers")
+        out.append(ResultIn(item_id, output, error[:4000], latency, trace_id.lower(),
+                            {k: float(v) for k, v in scores.items()}))
+    return out
+
+
+def results_record(*, experiment: Experiment, results: list[ResultIn], finished: bool) -> Experiment:
+    """Store an SDK run's results (the server's evaluators run on the outputs here), and
+    finish the run when `finished`. Items already recorded are skipped (a retried post)."""
+    from datasets.models import DatasetItem, in_version
+    from experiments.runner import CallResult, results_flush
+
+    if experiment.kind != Kind.SDK:
+        raise Conflict("results: only SDK runs take posted results; the server runs prompt runs itself")
+    if experiment.finished:
+        raise Conflict(f"results: experiment {experiment.pk} is {experiment.status}")
+    custom = {s["name"] for s in experiment.evaluators or [] if s.get("custom")}
+    for i, r in enumerate(results):
+        unknown = sorted(set(r.scores or {}) - custom)
+        if unknown:
+            raise _bad(f"results[{i}].scores", f"{unknown[0]!r} is not one of this run's custom evaluators")
+    items = {item.pk: item for item in DatasetItem.objects.filter(
+        in_version(experiment.dataset_version), dataset=experiment.dataset, pk__in=[r.item_id for r in results])}
+    for i, r in enumerate(results):
+        if r.item_id not in items:
+            raise _bad(f"results[{i}].item_id", f"item {r.item_id} is not in {experiment.dataset.name} "
+                                                f"v{experiment.dataset_version}")
+    batch = []
+    for r in results:
+        call = CallResult(item_id=r.item_id, messages=[], output=r.output, error=r.error)
+        call.sdk_trace_id, call.sdk_latency_ms, call.sdk_scores = r.trace_id, r.latency_ms, r.scores
+        batch.append((call, items[r.item_id]))
+    if batch:
+        results_flush(experiment, batch)
+    if finished:
+        from experiments.runner import _finish
+
+        exp = Experiment.objects.get(pk=experiment.pk)
+        _finish(exp, Status.CANCELLED if exp.cancel_requested else Status.DONE,
+                reason=StopReason.CANCELLED if exp.cancel_requested else "")
+    return Experiment.objects.get(pk=experiment.pk)

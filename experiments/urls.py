@@ -7,6 +7,8 @@ urlpatterns = [
     path("api/v1/experiments/<int:experiment_id>", api.ExperimentDetailView.as_view(), name="api-experiment"),
     path("api/v1/experiments/<int:experiment_id>/cancel", api.ExperimentCancelView.as_view(),
          name="api-experiment-cancel"),
+    path("api/v1/experiments/<int:experiment_id>/results", api.ExperimentResultsView.as_view(),
+         name="api-experiment-results"),
 ]
 
 P = "p/<slug:project_slug>/"

@@ -92,3 +92,29 @@ def test_cancelling_a_queued_run_stops_it_before_any_call(world, api, ready):
     assert body["status"] == "cancelled" and body["stop_reason"] == "cancelled"
     runner.experiment_execute(exp_id)
     assert Experiment.objects.get(pk=exp_id).status == Status.CANCELLED and not ready.requests
+
+
+def test_sdk_run_results_are_validated_and_scored_on_the_server(world, api, ready):
+    body = api.post(URL, {"kind": "sdk", "dataset": "golden", "evaluators": ["exact_match"],
+                          "custom_evaluators": ["polite"]}, format="json").json()
+    assert body["status"] == "running" and body["prompt"] is None
+    post = f"{URL}/{body['id']}/results"
+    items = api.get("/api/v1/datasets/golden/items").json()["items"]
+    bad = [({"results": [{"item_id": 999999, "output": "x"}]}, "results[0].item_id"),
+           ({"results": [{"item_id": items[0]["id"], "output": "x", "scores": {"rude": 1}}]}, "results[0].scores"),
+           ({"results": [{"item_id": items[0]["id"], "output": 5}]}, "results[0].output"),
+           ({"results": [], "finished": "yes"}, "finished")]
+    for payload, field in bad:
+        response = api.post(post, payload, format="json")
+        assert response.status_code == 400 and response.json()["error"]["message"].startswith(field), payload
+    assert session_client(world.viewer).post(post, {"results": []}, format="json").status_code == 403
+    good = api.post(post, {"results": [{"item_id": items[0]["id"], "output": "Q: alpha", "scores": {"polite": 0.5},
+                                        "trace_id": "ab" * 16, "latency_ms": 12}], "finished": True},
+                    format="json")
+    assert good.status_code == 200 and good.json()["status"] == "done" and good.json()["done"] == 1
+    detail = api.get(f"{URL}/{body['id']}").json()
+    assert detail["results"][0]["scores"] == {"exact_match": 1.0, "polite": 0.5}
+    assert detail["results"][0]["trace_id"] == "ab" * 16
+    assert api.post(post, {"results": []}, format="json").status_code == 409  # finished
+    prompt_run = api.post(URL, BODY, format="json").json()["id"]
+    assert api.post(f"{URL}/{prompt_run}/results", {"results": []}, format="json").status_code == 409

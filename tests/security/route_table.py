@@ -335,6 +335,9 @@ ROUTES: dict[str, list[Route]] = {
     ],
     "api-experiment": _get(API_READ, api=True),
     "api-experiment-cancel": _post(api(403, 403, 200, 200, 200), api=True, writes=True),
+    # A's run is a prompt run: the server runs it, so posted results are refused (409).
+    "api-experiment-results": _post(api(403, 403, 409, 409, 409), api=True, json=True,
+                                    data=lambda o: json.dumps({"results": []})),
     "experiments-list": [Route("GET", VIEW),
                          Route("POST", page(403, 403, 302, 302), writes=True, data=lambda o: {
                              "dataset": "alpha-dataset", "prompt": "alpha-prompt", "model": "m",
