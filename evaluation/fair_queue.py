@@ -22,7 +22,7 @@ not come back soon: any worker may take those rows, and the sweep sees them as u
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -30,24 +30,28 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from evaluation.models import ScoringQueueItem
+from evaluation.backlog import ORDERED, Policy, candidates_load, overflow_decide, policy_for
+from evaluation.models import BacklogMode, ScoringQueueItem
 
 
-def traces_enqueue(*, project_id: int, trace_pks: list[int]) -> None:
-    """File traces for cheap scoring; a trace already waiting keeps its place."""
+def traces_enqueue(*, project_id: int, trace_pks: list[int], priority: bool = False) -> None:
+    """File traces for cheap scoring; a trace already waiting keeps its place. `priority`
+    (traces the backlog policy must never drop) puts them at the head of their project's
+    turns, also when they were already waiting."""
     if not trace_pks:
         return
+    # Changed while a worker scores it: free it again (same place), so the new spans are
+    # scored too; that worker's turn_done leaves a row it no longer holds.
+    on_conflict = ("SET priority = true, claimed_by = '', claimed_at = NULL" if priority else
+                   "SET claimed_by = '', claimed_at = NULL WHERE evaluation_scoringqueueitem.claimed_at IS NOT NULL")
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO evaluation_scoringqueueitem (project_id, trace_pk, enqueued_at) "
-            "SELECT %s, pk, now() FROM unnest(%s::bigint[]) AS pk ON CONFLICT (trace_pk) DO UPDATE "
-            # Changed while a worker scores it: free it again (same place), so the new spans
-            # are scored too; that worker's turn_done leaves a row it no longer holds.
-            "SET claimed_by = '', claimed_at = NULL WHERE evaluation_scoringqueueitem.claimed_at IS NOT NULL",
-            [project_id, sorted(set(trace_pks))],
+            "INSERT INTO evaluation_scoringqueueitem (project_id, trace_pk, enqueued_at, priority) "
+            f"SELECT %s, pk, now(), %s FROM unnest(%s::bigint[]) AS pk ON CONFLICT (trace_pk) DO UPDATE {on_conflict}",
+            [project_id, priority, sorted(set(trace_pks))],
         )
         cursor.execute(
-            "INSERT INTO evaluation_scoringturn (project_id, served_at) VALUES (%s, NULL) "
+            "INSERT INTO evaluation_scoringturn (project_id, served_at, skipped_total) VALUES (%s, NULL, 0) "
             "ON CONFLICT (project_id) DO NOTHING",
             [project_id],
         )
@@ -64,9 +68,10 @@ WHERE claimed_by = %(claimant)s
 RETURNING project_id, trace_pk
 """
 
-# One statement: pick the least recently served project with rows free to take (skipping
-# one another worker is picking right now), mark it served, and claim its oldest rows.
-_TURN_SQL = """
+# Pick the least recently served project with rows free to take (skipping one another
+# worker is picking right now) and mark it served. Its row stays locked until the turn's
+# transaction ends, so the turn's other statements see the project as theirs.
+_PICK_SQL = """
 WITH turn AS (
     SELECT t.project_id FROM evaluation_scoringturn t
     WHERE EXISTS (SELECT 1 FROM evaluation_scoringqueueitem q WHERE q.project_id = t.project_id
@@ -74,27 +79,58 @@ WITH turn AS (
     ORDER BY t.served_at ASC NULLS FIRST, t.project_id
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
-), served AS (
-    UPDATE evaluation_scoringturn t SET served_at = clock_timestamp()
-    FROM turn WHERE t.project_id = turn.project_id
-    RETURNING t.project_id
 )
-UPDATE evaluation_scoringqueueitem q SET claimed_by = %(claimant)s, claimed_at = clock_timestamp()
+UPDATE evaluation_scoringturn t SET served_at = clock_timestamp()
+FROM turn WHERE t.project_id = turn.project_id
+RETURNING t.project_id
+"""
+
+_FREE = "q2.project_id = %(project)s AND (q2.claimed_at IS NULL OR q2.claimed_at < %(stale)s)"
+
+# The project's free rows beyond the policy's cap, in the turn's order: they leave the
+# queue (skipped, or back at its head if protected).
+_CUT_SQL = f"""
+DELETE FROM evaluation_scoringqueueitem q
 WHERE q.id IN (
-    SELECT q2.id FROM evaluation_scoringqueueitem q2 JOIN served ON q2.project_id = served.project_id
-    WHERE q2.claimed_at IS NULL OR q2.claimed_at < %(stale)s
-    ORDER BY q2.id LIMIT %(batch)s
+    SELECT q2.id FROM evaluation_scoringqueueitem q2 WHERE {_FREE}
+    ORDER BY q2.priority DESC, q2.id {{direction}} OFFSET %(cap)s
     FOR UPDATE OF q2 SKIP LOCKED
 )
-RETURNING q.project_id, q.trace_pk
+RETURNING q.trace_pk
+"""
+
+# Claim the turn's batch: protected traces first, then in the policy's order.
+_CLAIM_SQL = f"""
+UPDATE evaluation_scoringqueueitem q SET claimed_by = %(claimant)s, claimed_at = clock_timestamp()
+WHERE q.id IN (
+    SELECT q2.id FROM evaluation_scoringqueueitem q2 WHERE {_FREE}
+    ORDER BY q2.priority DESC, q2.id {{direction}} LIMIT %(batch)s
+    FOR UPDATE OF q2 SKIP LOCKED
+)
+RETURNING q.trace_pk
 """
 
 
-def turn_take(*, claimant: str | None = None, batch: int | None = None) -> tuple[int, list[int]] | None:
-    """The next project's turn: (project id, trace row ids), or None when nothing waits.
+@dataclass(frozen=True)
+class Turn:
+    project_id: int
+    trace_pks: list[int]  # claimed for this turn, to be scored or skipped (backlog.turn_run)
+    waiting: int  # the project's free traces in the queue when the turn began
+    policy: Policy
+    claimant: str  # who holds the claim (turn_done releases it)
+    # Cut from beyond the policy's cap (ordered modes under a backlog): row id -> why
+    # skipped. The protected ones among the cut went back to the head of the queue.
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+def turn_take(*, claimant: str | None = None, batch: int | None = None) -> Turn | None:
+    """The next project's turn, or None when nothing waits.
 
     `claimant` (the drain task's id) owns the rows until `turn_done`; if it already holds
     rows (its message was redelivered after the worker died), those come back first.
+    Within a project, traces the backlog policy must not drop come first, then the rest
+    oldest first (newest first under `newest_first`); under an ordered policy's backlog
+    the queue is cut to its cap here, in the same transaction.
     """
     claimant = claimant or uuid.uuid4().hex
     params = {"claimant": claimant, "stale": timezone.now() - CLAIM_LEASE,
@@ -102,13 +138,37 @@ def turn_take(*, claimant: str | None = None, batch: int | None = None) -> tuple
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_RESUME_SQL, params)
         rows = cursor.fetchall()
-        if not rows:
-            cursor.execute(_TURN_SQL, params)
-            rows = cursor.fetchall()
-    if not rows:
-        return None
-    # A claim is one turn, so one project (turn_done ends a claim before the next turn).
-    return rows[0][0], sorted(pk for _, pk in rows)
+        if rows:  # a claim is one turn, so one project (turn_done ends it before the next)
+            project_id = rows[0][0]
+            policy = policy_for(project_id)
+            return Turn(project_id=project_id, trace_pks=sorted(pk for _, pk in rows),
+                        waiting=_free_count(cursor, project_id, params["stale"]) + len(rows), policy=policy,
+                        claimant=claimant)
+        cursor.execute(_PICK_SQL, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        project_id = params["project"] = row[0]
+        policy = policy_for(project_id)
+        waiting = _free_count(cursor, project_id, params["stale"])
+        direction = "DESC" if policy.mode == BacklogMode.NEWEST_FIRST else "ASC"
+        skipped: dict[int, str] = {}
+        if policy.applies(waiting) and policy.mode in ORDERED and waiting > policy.cap:
+            cursor.execute(_CUT_SQL.format(direction=direction), {**params, "cap": policy.cap})
+            cut = overflow_decide(policy, waiting=waiting,
+                                  overflow=candidates_load(sorted(r[0] for r in cursor.fetchall())))
+            traces_enqueue(project_id=project_id, trace_pks=cut.score, priority=True)
+            skipped = cut.skip
+        cursor.execute(_CLAIM_SQL.format(direction=direction), params)
+        pks = sorted(r[0] for r in cursor.fetchall())
+    return Turn(project_id=project_id, trace_pks=pks, waiting=waiting, policy=policy, claimant=claimant,
+                skipped=skipped)
+
+
+def _free_count(cursor, project_id: int, stale: datetime) -> int:
+    cursor.execute("SELECT count(*) FROM evaluation_scoringqueueitem WHERE project_id = %s "
+                   "AND (claimed_at IS NULL OR claimed_at < %s)", [project_id, stale])
+    return cursor.fetchone()[0]
 
 
 def turn_done(*, claimant: str, trace_pks: list[int]) -> None:

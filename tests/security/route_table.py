@@ -217,6 +217,11 @@ ROUTES: dict[str, list[Route]] = {
         Route("GET", ADMIN_PAGE),
         Route("POST", page(403, 403, 403, 302), _evaluator_form, writes=True),
     ],
+    "evaluation-backlog-settings": [
+        Route("GET", VIEW),
+        Route("POST", page(403, 403, 403, 302),
+              lambda o: {"mode": "sample", "threshold": "100", "sample_rate": "0.5", "cap": "100"}, writes=True),
+    ],
     # Traces of the fixture are older than a day: the re-score covers none, changes nothing.
     "evaluation-evaluator-rescore": _post(page(403, 403, 403, 302), lambda o: {"days": "1"}),
     # --- dashboards -----------------------------------------------------------------------
