@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import MD5
 
 from annotation.models import AnnotationQueue, Comment, Correction, QueueItem, QueueReview, ReviewStatus
@@ -28,6 +28,13 @@ from tracing.models import Span, Trace
 # Configs the trace panel does not offer to reviewers: end users give these, and
 # `preferred` only means something next to a second answer (pairwise queues).
 PANEL_EXCLUDED_CONFIGS = frozenset({names.USER_THUMBS.name, names.USER_RATING.name, names.PREFERRED.name})
+
+
+def in_a_queue(project: OuterRef, trace_id: OuterRef) -> Exists:
+    """Whether the outer query's trace is an item of an annotation queue (either answer
+    of a pairwise item); the backlog policy never skips such a trace."""
+    return Exists(QueueItem.objects.filter(project_id=project).filter(Q(trace_id=trace_id)
+                                                                      | Q(pair_trace_id=trace_id)))
 
 
 @dataclass

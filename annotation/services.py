@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from annotation.models import AnnotationQueue, Comment, Correction, QueueItem, QueueMode, QueueReview, ReviewStatus
 from config.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from evaluation.backlog import traces_rescue
 from projects.models import Membership, Project, Role, role_at_least
 from scores.models import Score, ScoreConfig, Source
 from scores.services import PAIRWISE_CONFIG, score_upsert
@@ -171,6 +172,10 @@ def queue_create(
         QueueItem(queue=queue, project=project, trace_id=trace_id, pair_trace_id=pair, position=i + 1)
         for i, (trace_id, pair) in enumerate(items)
     )
+    # Traces in a queue are never left unscored by the backlog policy, also when it
+    # skipped them before they were queued.
+    queued = sorted({t for trace_id, pair in items for t in (trace_id, pair) if t})
+    transaction.on_commit(lambda: traces_rescue(project_id=project.pk, trace_ids=queued))
     return queue
 
 

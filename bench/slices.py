@@ -11,7 +11,12 @@ whole 30 days:
 - metadata.locale (10 values);
 - metadata.locale × metadata.plan (10 × 5 = 50 slices);
 
-Prints p50 / p95 per scenario in ms, and whether the planted slice was flagged.
+Each scenario is timed twice, alternating run by run on the same data: the page's path
+(each trace's outcomes read from scores_traceoutcome) and the reference path (the same
+outcomes pivoted from the scores, what the page did before that table). Prints p50 / p95
+per scenario and path in ms, whether the planted slice was flagged, and whether the two
+paths' reports agree. Then the write side: the COPY of the scores (the triggers fill the
+outcome table), and 2,000 single-score inserts with the outcome triggers on and off.
 
 Data: metadata locale (10 values, skewed), plan (5), 3 prompt versions, 4 models, users
 with Zipf-like activity, 3 % errors, log-normal latencies; 8 % of traces carry a thumbs
@@ -99,11 +104,13 @@ def load(database_url: str, project_id: int, n_traces: int, seed: int = 5) -> in
                 for name in ("rephrase", "regenerate", "abandon", "escalate"):
                     if rng.random() < 0.03:
                         scores.append((trace_id, name, 1.0, "boolean", "implicit", "{}"))
+        t0 = time.perf_counter()
         with conn.cursor().copy(f"COPY scores_score ({', '.join(SCORE_COLS)}) FROM STDIN") as out:
             for trace_id, name, value, data_type, source, meta in scores:
                 out.write_row((uuid.uuid4(), project_id, trace_id, name, value, data_type, source, "", meta, now, now))
         conn.commit()
-        for table in ("tracing_trace", "scores_score"):
+        print(f"  COPY of {len(scores):,} scores (outcome triggers on): {time.perf_counter() - t0:.1f} s", flush=True)
+        for table in ("tracing_trace", "scores_score", "scores_traceoutcome"):
             conn.execute(f"ANALYZE {table}")
         conn.commit()
     return len(scores)
@@ -154,38 +161,89 @@ def main() -> None:
                                               "range": "30d"},
         }
         for label, params in scenarios.items():
-            times, report = [], None
+            times: dict[str, list[float]] = {"outcomes": [], "scores": []}
+            reports = {}
             for rep in range(args.reps + 1):
-                query = SliceQuery.parse(params, now=datetime.now(UTC))
-                t0 = time.perf_counter()
-                report = slices_report(project=project, query=query)
-                elapsed = (time.perf_counter() - t0) * 1000
-                if rep:  # the first run warms the caches
-                    times.append(elapsed)
-            times.sort()
-            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-            # The SQL statement alone (same plan settings), to show where the time goes.
-            sql, sql_params = _report_sql(project=project, query=query, interval="day")
-            sql_times = []
-            with connection.cursor() as cursor:
-                for name, value in PLANNER.items():
-                    cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
-                if args.explain:
-                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
-                    print("\n".join(row[0] for row in cursor.fetchall()))
-                for _ in range(max(2, args.reps // 3)):
+                for pivot in (("outcomes", "scores") if rep % 2 else ("scores", "outcomes")):
+                    query = SliceQuery.parse(params, now=datetime.now(UTC))
                     t0 = time.perf_counter()
-                    cursor.execute(sql, sql_params)
-                    cursor.fetchall()
-                    sql_times.append((time.perf_counter() - t0) * 1000)
-                for name in PLANNER:
-                    cursor.execute(f"RESET {name}")
+                    reports[pivot] = slices_report(project=project, query=query, pivot=pivot)
+                    elapsed = (time.perf_counter() - t0) * 1000
+                    if rep:  # the first run of each warms the caches
+                        times[pivot].append(elapsed)
+            report = reports["outcomes"]
+            same = _same(reports["outcomes"], reports["scores"])
             flagged = [f for f in report.findings if "ja-JP" in f and "hallucination" in f]
             print(f"{label}: {len(report.slices)} slices, {report.tested_cells} tests; "
-                  f"p50 {statistics.median(times):.0f} ms, p95 {p95:.0f} ms over {len(times)} runs "
-                  f"(of which the SQL statement: median {statistics.median(sql_times):.0f} ms); "
-                  f"planted ja-JP hallucination flagged: {bool(flagged)}", flush=True)
+                  f"planted ja-JP hallucination flagged: {bool(flagged)}; reports agree: {same}", flush=True)
+            for pivot, label2 in (("scores", "before (score pivot)"), ("outcomes", "after (outcome table)")):
+                ts = sorted(times[pivot])
+                p95 = ts[min(len(ts) - 1, round(0.95 * (len(ts) - 1)))]
+                # The SQL statement alone (same plan settings), to show where the time goes.
+                sql, sql_params = _report_sql(project=project, query=query, interval="day", pivot=pivot)
+                sql_times = []
+                with connection.cursor() as cursor:
+                    for name, value in PLANNER.items():
+                        cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+                    if args.explain:
+                        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, sql_params)
+                        print("\n".join(row[0] for row in cursor.fetchall()))
+                    for _ in range(max(2, args.reps // 3)):
+                        t0 = time.perf_counter()
+                        cursor.execute(sql, sql_params)
+                        cursor.fetchall()
+                        sql_times.append((time.perf_counter() - t0) * 1000)
+                    for name in PLANNER:
+                        cursor.execute(f"RESET {name}")
+                print(f"  {label2}: p50 {statistics.median(ts):.0f} ms, p95 {p95:.0f} ms over {len(ts)} runs "
+                      f"(the SQL statement alone: median {statistics.median(sql_times):.0f} ms)", flush=True)
+        print(f"load average after the reads: {os.getloadavg()[0]:.1f}", flush=True)
+        write_overhead(project.pk, 200 if args.smoke else 2_000)
 
+
+def _same(a, b) -> bool:
+    """The two paths' reports agree: same slices, every cell's numbers equal to 1e-9."""
+    import math
+
+    def close(x, y):
+        if isinstance(x, float) and isinstance(y, float):
+            return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(x) and math.isnan(y))
+        return x == y
+
+    if [s.key for s in a.slices] != [s.key for s in b.slices] or a.findings != b.findings:
+        return False
+    for sa, sb in zip(a.slices, b.slices, strict=True):
+        for metric, ca in sa.cells.items():
+            cb = sb.cells[metric]
+            if not all(close(x, y) for x, y in zip(vars(ca).values(), vars(cb).values(), strict=True)):
+                return False
+    return True
+
+
+def write_overhead(project_id: int, n: int) -> None:
+    """n single-row score inserts (what a thumbs or an annotation costs), one transaction
+    each, with the outcome triggers enabled and then disabled, alternating in blocks."""
+    from django.db import connection, transaction
+
+    sql = ("INSERT INTO scores_score (id, project_id, trace_id, name, value, data_type, source, comment, metadata, "
+           "created_at, updated_at) VALUES (%s, %s, %s, 'user_thumbs', 1, 'boolean', 'api', '', '{}', now(), now())")
+    triggers = ("score_outcome_insert", "score_outcome_update", "score_outcome_delete", "score_outcome_truncate")
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for block in range(10):
+        enabled = block % 2 == 0
+        with connection.cursor() as cursor:
+            for trigger in triggers:
+                cursor.execute(f"ALTER TABLE scores_score {'ENABLE' if enabled else 'DISABLE'} TRIGGER {trigger}")
+        for _ in range(n // 10):
+            t0 = time.perf_counter()
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, [uuid.uuid4(), project_id, uuid.uuid4().hex])
+            times[enabled].append((time.perf_counter() - t0) * 1000)
+    with connection.cursor() as cursor:
+        for trigger in triggers:
+            cursor.execute(f"ALTER TABLE scores_score ENABLE TRIGGER {trigger}")
+    print(f"single-score insert, {n // 2} each: median {statistics.median(times[True]):.2f} ms with the outcome "
+          f"triggers, {statistics.median(times[False]):.2f} ms without", flush=True)
 
 if __name__ == "__main__":
     main()

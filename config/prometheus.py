@@ -17,7 +17,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 RECENT = timedelta(minutes=5)
 
@@ -52,6 +52,8 @@ class SpyglassCollector:
             changed.add_metric([slugs.get(row["project_id"], str(row["project_id"]))], row["n"])
         yield changed
 
+        yield from _ingest_and_policy(slugs)
+
         queued = GaugeMetricFamily("spyglass_broker_queue_messages",
                                    "Messages waiting on each Celery queue (absent when the broker can't tell)",
                                    labels=["queue"])
@@ -60,6 +62,41 @@ class SpyglassCollector:
             if depth is not None:
                 queued.add_metric([queue], depth)
         yield queued
+
+
+def _ingest_and_policy(slugs: dict[int, str]):
+    """Ingest counters (tracing.IngestCounter) and the backlog policy's skips and state."""
+    from evaluation.backlog import policy_for
+    from evaluation.fair_queue import backlog
+    from evaluation.models import ScoringTurn
+    from tracing.models import IngestCounter
+
+    spans = CounterMetricFamily("spyglass_ingest_spans", "Spans stored (re-sent duplicates not counted)",
+                                labels=["project"])
+    updates = CounterMetricFamily("spyglass_ingest_trace_updates",
+                                  "Traces stored or changed, one per trace per ingest batch", labels=["project"])
+    for project_id, n_spans, n_updates in IngestCounter.objects.values_list("project_id", "spans", "trace_updates"):
+        slug = slugs.get(project_id, str(project_id))
+        spans.add_metric([slug], n_spans)
+        updates.add_metric([slug], n_updates)
+    yield spans
+    yield updates
+
+    skipped = CounterMetricFamily("spyglass_scoring_skipped_traces",
+                                  "Traces the project's backlog policy left without cheap scores", labels=["project"])
+    for project_id, n in ScoringTurn.objects.filter(skipped_total__gt=0).values_list("project_id", "skipped_total"):
+        skipped.add_metric([slugs.get(project_id, str(project_id))], n)
+    yield skipped
+
+    acting = GaugeMetricFamily("spyglass_scoring_backlog_policy_acting",
+                               "1 while the project's backlog is above its policy's threshold and the policy "
+                               "(label mode) decides what is scored; 0 otherwise (projects with a backlog only)",
+                               labels=["project", "mode"])
+    for item in backlog():
+        policy = policy_for(item.project_id)
+        acting.add_metric([slugs.get(item.project_id, str(item.project_id)), policy.mode],
+                          1 if policy.applies(item.waiting) else 0)
+    yield acting
 
 
 def _allowed(request: HttpRequest) -> bool:

@@ -42,6 +42,9 @@ def main() -> int:
     manager.add_process(
         "web",
         f"{bindir}/gunicorn config.wsgi --bind {host}:{port} --workers {os.environ.get('WEB_CONCURRENCY', '3')} "
+        # Threads let a process answer 503 to ingest beyond SPYGLASS_MAX_INGEST_INFLIGHT
+        # while its other requests work (config/inflight.py); WEB_THREADS=1 is sync workers.
+        f"--threads {os.environ.get('WEB_THREADS', '4')} "
         "--access-logfile - --graceful-timeout 10",
         env=env,
         cwd=str(BASE_DIR),

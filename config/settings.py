@@ -61,12 +61,17 @@ INSTALLED_APPS = [
     "slices",
     "drift",
     "datasets",
+    "experiments",
+    "retention",
     "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.security.ContentSecurityPolicyMiddleware",
+    # Before any body is buffered or decoded: a refused ingest request costs next to
+    # nothing (after the two above, so its answer carries the security headers too).
+    "config.inflight.IngestInFlightLimitMiddleware",
     # Before anything reads a body: chunked bodies are buffered (or refused) here.
     "config.request_body.RequestBodyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -77,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees a view's exception first: a read-only or full database is a 503.
+    "config.db_faults.DatabaseFaultMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -167,6 +174,9 @@ SPYGLASS_MAX_BODY_BYTES = env_int("SPYGLASS_MAX_BODY_BYTES", 10 * 1024 * 1024, m
 SPYGLASS_MAX_ATTRIBUTE_CHARS = env_int("SPYGLASS_MAX_ATTRIBUTE_CHARS", 1_000_000, minimum=1000)
 SPYGLASS_MAX_SPAN_ATTRIBUTES = env_int("SPYGLASS_MAX_SPAN_ATTRIBUTES", 10_000, minimum=100)
 SPYGLASS_MAX_SPAN_EVENTS = env_int("SPYGLASS_MAX_SPAN_EVENTS", 1_000, minimum=10)
+# Load shedding: OTLP requests at work at once per web process; more get 503 +
+# Retry-After before their body is read (config/inflight.py).
+SPYGLASS_MAX_INGEST_INFLIGHT = env_int("SPYGLASS_MAX_INGEST_INFLIGHT", 2, minimum=1)
 # Django's own cap must not cut the body before the views can answer 413 themselves.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 
@@ -190,7 +200,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Several "status" choice sets (traces/spans, drift features): name the traces' one,
     # or drf-spectacular invents "Status114Enum" and `check --deploy` warns.
-    "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status"},
+    "ENUM_NAME_OVERRIDES": {"TraceStatusEnum": "tracing.models.Status",
+                            "ExperimentStatusEnum": "experiments.models.Status"},
     # The answers every operation can give (403, 400; 411/413 with a body), documented
     # once instead of on each view (config/api.py).
     "POSTPROCESSING_HOOKS": [
@@ -250,13 +261,40 @@ CELERY_TASK_ROUTES = {
     "evaluation.tasks.scoring_sweep": {"queue": "default"},
     "evaluation.tasks.project_rescore": {"queue": "default"},
     "feedback.tasks.sessions_signals": {"queue": "signals"},
+    # An experiment holds its worker for the whole run (minutes, mostly waiting on the
+    # model): its own queue keeps it from delaying scoring or the pipeline.
+    "experiments.tasks.experiment_run": {"queue": "experiments"},
     "feedback.tasks.sessions_close_idle": {"queue": "signals"},
+    "retention.tasks.retention_apply": {"queue": "default"},
 }
 # Every queue above, for the workers `make run` and the tests start.
-CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "default")
+CELERY_WORKER_QUEUES = ("pipeline", "scoring", "grounding", "judge", "signals", "experiments", "default")
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 360, minimum=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis (and SQS) redeliver a message that was taken but never acknowledged (acks_late:
+# its worker died mid-task) once it is this many seconds old. It must exceed the longest
+# task and retry countdown, or a message still being worked on is delivered twice
+# (harmless, tasks are idempotent, but wasted); lower it only to redeliver faster.
+BROKER_SOCKET_TIMEOUT = 5.0
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=1),
+    # A worker looks for such messages every 10 s; kombu's default scans only every 10th
+    # time, which added up to 100 s to every redelivery.
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+    # Without these a broker that hangs instead of refusing (frozen, or behind a firewall
+    # that drops packets) held every ingest request after its commit until gunicorn
+    # killed the worker, and /healthz never answered (tests/integration/test_faults.py).
+    # A healthy Redis answers in milliseconds; the worker's BRPOP polls in 1 s turns.
+    "socket_timeout": BROKER_SOCKET_TIMEOUT,
+    "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+}
+# Sending a message: one retry (a pooled connection gone stale after a broker restart)
+# instead of Celery's three, so a hung broker costs a web request at most two socket
+# timeouts; what was not announced, the scoring sweep finds.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5,
+                                    "interval_max": 0.5}
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 # Implicit signals: sessions idle for SPYGLASS_SIGNALS_ABANDON_MINUTES are closed out
@@ -268,7 +306,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 SPYGLASS_METRICS_TOKEN = env_str("SPYGLASS_METRICS_TOKEN") or ""
 SPYGLASS_SCORING_TURN_BATCH = env_int("SPYGLASS_SCORING_TURN_BATCH", 20, minimum=1)
 SPYGLASS_SCORING_DRAIN_SECONDS = env_int("SPYGLASS_SCORING_DRAIN_SECONDS", 10, minimum=1)
-CELERY_BEAT_SCHEDULE["scoring-sweep"] = {"task": "evaluation.tasks.scoring_sweep", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["scoring-sweep"] = {
+    "task": "evaluation.tasks.scoring_sweep",
+    "schedule": float(env_int("SPYGLASS_SCORING_SWEEP_SECONDS", 60, minimum=1)),
+}
 # Seconds a changed trace is left to its own scoring message before the sweep steps in.
 SPYGLASS_SCORING_SWEEP_GRACE = env_int("SPYGLASS_SCORING_SWEEP_GRACE", 120, minimum=0)
 # Messages (of up to 50 traces) the grounding queue may hold before new traces get a
@@ -283,6 +324,20 @@ CELERY_BEAT_SCHEDULE["dashboards-rollups-refresh"] = {"task": "dashboards.tasks.
 # Alerts (alerts/): every rule evaluated each minute; links in notifications start with
 # SPYGLASS_BASE_URL; webhook/Slack calls time out quickly and are retried with backoff.
 CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {"task": "alerts.tasks.alerts_evaluate", "schedule": 60.0}
+# Retention (retention/): traces that started more than this many days ago are deleted with
+# everything hanging off them, per project (a project may set its own days or keep forever).
+# 0 = keep forever, the default. Deleted in transactions of SPYGLASS_RETENTION_BATCH_TRACES
+# traces, so no transaction is huge and ingest waits at most one batch for a row lock; a beat
+# run stops after SPYGLASS_RETENTION_RUN_SECONDS and the next run carries on.
+_retention_days = env_int("SPYGLASS_RETENTION_DAYS", 0, minimum=0)
+SPYGLASS_RETENTION_DAYS: int | None = _retention_days or None
+SPYGLASS_RETENTION_BATCH_TRACES = env_int("SPYGLASS_RETENTION_BATCH_TRACES", 500, minimum=1)
+SPYGLASS_RETENTION_RUN_SECONDS = env_int("SPYGLASS_RETENTION_RUN_SECONDS", 240, minimum=1)
+SPYGLASS_RETENTION_EVERY_SECONDS = env_int("SPYGLASS_RETENTION_EVERY_SECONDS", 900, minimum=1)
+CELERY_BEAT_SCHEDULE["retention-apply"] = {
+    "task": "retention.tasks.retention_apply",
+    "schedule": float(SPYGLASS_RETENTION_EVERY_SECONDS),
+}
 SPYGLASS_BASE_URL = (env_str("SPYGLASS_BASE_URL") or "http://127.0.0.1:8000").rstrip("/")
 SPYGLASS_ALERTS_TICK_BUDGET_SECONDS = env_int("SPYGLASS_ALERTS_TICK_BUDGET_SECONDS", 45, minimum=1)
 SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS = env_int("SPYGLASS_ALERTS_HTTP_TIMEOUT_SECONDS", 5, minimum=1)

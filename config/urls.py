@@ -30,6 +30,8 @@ urlpatterns = [
     path("", include("slices.urls")),
     path("", include("drift.urls")),
     path("", include("datasets.urls")),
+    path("", include("experiments.urls")),
+    path("", include("retention.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -93,6 +93,9 @@ class ScoringStatus(models.TextChoices):
     PENDING = "pending"
     SCORED = "scored"
     FAILED = "failed"
+    # Left unscored by the project's backlog policy (evaluation/backlog.py); the note
+    # under "backlog" says why. Done as far as the sweep is concerned.
+    SKIPPED = "skipped"
 
 
 class TraceScoring(models.Model):
@@ -188,12 +191,21 @@ class ScoringQueueItem(models.Model):
     take it project by project in turn: a flood from one project then delays another
     project's traces by one turn, not by the whole flood. A trace is queued once
     (re-announced while waiting, it keeps its place).
+
+    A worker's turn claims its rows (`claimed_by` = the drain message's task id) and
+    deletes them once their scores are stored: a worker killed mid-batch leaves them
+    claimed, and the redelivered message (same task id) takes the same batch again.
     """
 
     id = models.BigAutoField(primary_key=True)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     trace_pk = models.BigIntegerField(unique=True)
     enqueued_at = models.DateTimeField(auto_now_add=True)
+    # Taken before the project's other traces: traces the backlog policy must never
+    # drop that were cut from beyond its cap, or came back after a late thumbs-down.
+    priority = models.BooleanField(default=False)
+    claimed_by = models.CharField(max_length=64, blank=True, db_default="")  # raw INSERTs too
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "id"], name="scoring_queue_project_id")]
@@ -208,6 +220,40 @@ class ScoringTurn(models.Model):
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="+")
     served_at = models.DateTimeField(null=True, blank=True)
+    # Traces the backlog policy left unscored, ever: a counter for /metrics, kept on the
+    # row a turn already locks, so counting costs no extra lock.
+    skipped_total = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"project {self.project_id} served {self.served_at}"
+
+
+class BacklogMode(models.TextChoices):
+    ALL = "all", "Score every trace (default)"
+    SAMPLE = "sample", "Score a deterministic sample"
+    NEWEST_FIRST = "newest_first", "Newest first, skip the oldest beyond the cap"
+    OLDEST_FIRST = "oldest_first", "Oldest first, skip the newest beyond the cap"
+
+
+class BacklogPolicy(models.Model):
+    """What a project's cheap scoring does while more than `threshold` of its traces
+    wait (evaluation/backlog.py). Traces with negative end-user feedback, an error, or a
+    place in an annotation queue are scored whatever the mode. No row = mode `all`."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    mode = models.CharField(max_length=16, choices=BacklogMode.choices, default=BacklogMode.ALL)
+    threshold = models.PositiveIntegerField(default=1000)
+    sample_rate = models.FloatField(default=0.1)
+    cap = models.PositiveIntegerField(default=1000)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(sample_rate__gte=0, sample_rate__lte=1),
+                                   name="backlog_sample_rate_0_to_1"),
+            models.CheckConstraint(condition=models.Q(cap__gte=1), name="backlog_cap_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"backlog policy of project {self.project_id}: {self.mode}"

@@ -72,10 +72,12 @@ class ScoringHealth:
     pending: int
     last_error: str = ""
     last_scored_at: Any = None
-    # Groundedness outcomes without a score (feedback/evaluators/deferred.py).
+    # Groundedness outcomes without a score (evaluation/deferred.py).
     grounding_queued: int = 0
     grounding_not_sampled: int = 0
     grounding_skipped: int = 0
+    # Left unscored by the project's backlog policy (evaluation/backlog.py).
+    skipped: int = 0
 
 
 def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
@@ -92,6 +94,7 @@ def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
             traces=Count("id"),
             scored=Count("id", filter=Q(s="scored", at__gte=F("updated_at"))),
             failed=Count("id", filter=Q(s="failed", at__gte=F("updated_at"))),
+            skipped=Count("id", filter=Q(s="skipped", at__gte=F("updated_at"))),
         )
     )
     latest = (
@@ -108,9 +111,42 @@ def project_scoring_health(*, project_id: int, since) -> ScoringHealth:
     )
     return ScoringHealth(
         traces=counts["traces"], scored=counts["scored"], failed=counts["failed"],
-        pending=counts["traces"] - counts["scored"] - counts["failed"],
+        skipped=counts["skipped"], pending=counts["traces"] - counts["scored"] - counts["failed"] - counts["skipped"],
         last_error=(failed or "")[:500], last_scored_at=latest, grounding_queued=grounding["queued"],
         grounding_not_sampled=grounding["not_sampled"], grounding_skipped=grounding["skipped"],
+    )
+
+
+@dataclass(frozen=True)
+class BacklogStatus:
+    """A project's cheap-scoring backlog and what its policy does about it (settings pages)."""
+
+    waiting: int  # traces of this project in the fair queue
+    oldest: Any  # when the oldest of them was queued, or None
+    lag_seconds: float | None  # how long it has waited
+    total: int  # waiting across all projects
+    skipped_recent: int  # traces skipped by the policy since `since`, still unscored
+    skipped_total: int  # ever (the /metrics counter)
+    policy: Any  # evaluation.backlog.Policy
+    active: bool  # the backlog is above the threshold: the policy acts now
+
+
+def project_backlog_status(*, project_id: int, since) -> BacklogStatus:
+    from datetime import UTC, datetime
+
+    from evaluation.backlog import policy_for
+    from evaluation.fair_queue import project_backlog
+    from evaluation.models import ScoringTurn
+
+    waiting, oldest, total = project_backlog(project_id)
+    policy = policy_for(project_id)
+    skipped_total = ScoringTurn.objects.filter(project_id=project_id).values_list("skipped_total", flat=True).first()
+    return BacklogStatus(
+        waiting=waiting, oldest=oldest, total=total, policy=policy, active=policy.applies(waiting),
+        lag_seconds=(datetime.now(UTC) - oldest).total_seconds() if oldest else None,
+        skipped_recent=TraceScoring.objects.filter(project_id=project_id, status="skipped",
+                                                   scored_at__gte=since).count(),
+        skipped_total=skipped_total or 0,
     )
 
 

@@ -42,28 +42,34 @@ def traces_score(trace_pks: list[int]) -> int:
     return traces_score_batch(trace_pks, defer=True)
 
 
-@shared_task(name="evaluation.tasks.scoring_drain", **SCORING_TASK_OPTIONS)
-def scoring_drain() -> int:
+@shared_task(bind=True, name="evaluation.tasks.scoring_drain", **SCORING_TASK_OPTIONS)
+def scoring_drain(self) -> int:
     """Score the fair queue's turns (evaluation/fair_queue.py) for up to
     SPYGLASS_SCORING_DRAIN_SECONDS, then hand over to a fresh message if work remains,
     so the worker's other queues (pipeline, grounding, signals) get their turns too.
-    Every ingest batch sends one; a message that finds nothing waiting just ends."""
+    Every ingest batch sends one; a message that finds nothing waiting just ends.
+
+    Each turn is claimed under this message's task id and released once stored: if the
+    worker dies mid-turn, the redelivered message (same id) scores that turn first."""
     import time
+    import uuid
 
     from django.conf import settings
 
-    from evaluation.fair_queue import turn_take
-    from evaluation.runner import traces_score_batch
+    from evaluation.backlog import turn_run
+    from evaluation.fair_queue import turn_done, turn_take
     from evaluation.sweep import queue_backlog
 
     consumes = set(scoring_drain.app.amqp.queues.consume_from or {})
+    claimant = self.request.id or uuid.uuid4().hex  # no id: called in-process
     deadline = time.monotonic() + settings.SPYGLASS_SCORING_DRAIN_SECONDS
     scored = 0
     while time.monotonic() < deadline:
-        turn = turn_take()
+        turn = turn_take(claimant=claimant)
         if turn is None:
             return scored
-        scored += traces_score_batch(turn[1], defer=True)
+        scored += turn_run(turn)  # as the project's backlog policy says (evaluation/backlog.py)
+        turn_done(claimant=claimant, trace_pks=turn.trace_pks)
         # Ingest's announcements come first: until one is handled, its traces are not in
         # the fair queue at all, and a small project would wait behind a flood after all.
         if "pipeline" in consumes and queue_backlog("pipeline"):
@@ -106,7 +112,23 @@ def scoring_sweep() -> int:
     from evaluation.sweep import traces_awaiting_grounding, traces_needing_scoring
 
     return (_sweep_into("scoring", traces_needing_scoring, services.traces_recovered_announce)
-            + _sweep_into(deferred.QUEUE, traces_awaiting_grounding, traces_ground.delay))
+            + _sweep_into(deferred.QUEUE, traces_awaiting_grounding, traces_ground.delay)
+            + _rescue_skipped())
+
+
+def _rescue_skipped() -> int:
+    """Traces the backlog policy skipped that must be scored after all (a thumbs-down or
+    an annotation queue since): back to the head of their project's queue. Not held back
+    by a backlog like the rest of the sweep: re-filing a waiting trace adds nothing."""
+    from evaluation.backlog import traces_skipped_protected
+    from evaluation.fair_queue import traces_enqueue
+
+    found = traces_skipped_protected()
+    for project_id, pks in found.items():
+        traces_enqueue(project_id=project_id, trace_pks=pks, priority=True)
+    if found:
+        scoring_drain.delay()
+    return sum(len(pks) for pks in found.values())
 
 
 def _sweep_into(queue: str, find, send) -> int:

@@ -11,14 +11,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from config import errors
-from evaluation import judge
+from evaluation import backlog, judge
 from evaluation.evaluators import registry
+from evaluation.models import BacklogMode
 from projects.auth import ProjectAccess
 from projects.models import Role
 from projects.pages import project_page
@@ -143,8 +145,7 @@ class RescoreForm(forms.Form):
 def _evaluator_page(request: HttpRequest, access: ProjectAccess, form: EvaluatorSettingsForm,
                     rescore: RescoreForm, status: int = 200) -> HttpResponse:
     from evaluation.evaluators import groundedness, toxicity
-    from evaluation.fair_queue import project_backlog
-    from evaluation.selectors import project_scoring_health
+    from evaluation.selectors import project_backlog_status, project_scoring_health
 
     context = {
         "form": form,
@@ -152,7 +153,7 @@ def _evaluator_page(request: HttpRequest, access: ProjectAccess, form: Evaluator
         "descriptions": {name: description for name, (description, _) in registry.EVALUATORS.items()},
         "shipped": {"groundedness": groundedness.threshold(), "toxicity": toxicity.threshold()},
         "health": project_scoring_health(project_id=access.project.pk, since=timezone.now() - timedelta(days=1)),
-        "queue": dict(zip(("waiting", "oldest", "total"), project_backlog(access.project.pk), strict=True)),
+        "queue": project_backlog_status(project_id=access.project.pk, since=timezone.now() - timedelta(days=1)),
     }
     return render(request, "evaluation/evaluator_settings.html", context, status=status)
 
@@ -188,3 +189,42 @@ def evaluator_rescore(request: HttpRequest, access: ProjectAccess) -> HttpRespon
     capped = " (the newest ones; use `manage.py score_backfill` for more)" if queued >= RESCORE_LIMIT else ""
     messages.success(request, f"Queued {queued} trace{'s' if queued != 1 else ''} for re-scoring{capped}.")
     return redirect("evaluation-evaluator-settings", project_slug=access.project.slug)
+
+
+# --- backlog policy (every role reads, admins change) ----------------------------------------
+
+
+class BacklogPolicyForm(forms.Form):
+    mode = forms.ChoiceField(choices=BacklogMode.choices, widget=forms.RadioSelect, label="Under a backlog")
+    threshold = forms.IntegerField(min_value=0, max_value=backlog.MAX_COUNT, label="Backlog above (waiting traces)")
+    sample_rate = forms.FloatField(min_value=0, max_value=1, label="Sample rate (0–1, mode 'sample')")
+    cap = forms.IntegerField(min_value=1, max_value=backlog.MAX_COUNT,
+                             label="Keep at most (waiting traces, newest/oldest first)")
+
+
+@require_http_methods(["GET", "POST"])
+@project_page(Role.VIEWER)
+def backlog_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    from evaluation.selectors import project_backlog_status
+
+    can_edit = access.can(Role.ADMIN)
+    if request.method == "POST" and not can_edit:
+        raise PermissionDenied("Only admins change the backlog policy.")
+    status = project_backlog_status(project_id=access.project.pk, since=timezone.now() - timedelta(days=1))
+    policy = status.policy
+    initial = {"mode": policy.mode, "threshold": policy.threshold, "sample_rate": policy.sample_rate,
+               "cap": policy.cap}
+    form = BacklogPolicyForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            backlog.backlog_policy_save(project=access.project, user=request.user, **form.cleaned_data)
+        except errors.ValidationFailed as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Backlog policy saved. The next scoring turn uses it.")
+            return redirect("evaluation-backlog-settings", project_slug=access.project.slug)
+    if not can_edit:
+        for field in form.fields.values():
+            field.disabled = True
+    context = {"form": form, "status": status, "can_edit": can_edit}
+    return render(request, "evaluation/backlog_settings.html", context, status=400 if form.errors else 200)

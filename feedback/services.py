@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.errors import Conflict, ValidationFailed
+from evaluation.backlog import traces_rescue
 from feedback import implicit
 from feedback.models import InteractionEvent, SessionSignalState
 from projects.models import Project
@@ -82,6 +83,9 @@ def feedback_record(
             meta["tags"] = tags
         if value is None and not comment and not tags:
             raise ValidationFailed("value: feedback needs a value, a comment or tags.", detail={"value": "required"})
+        if name in (THUMBS, RATING):
+            # A thumbs-down on a trace the backlog policy skipped: it is scored after all.
+            transaction.on_commit(lambda: traces_rescue(project_id=project.pk, trace_ids=[trace_id]))
         written = score_upsert(
             project=project,
             trace_id=trace_id,

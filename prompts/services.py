@@ -106,6 +106,16 @@ def _prompt_lock_or_create(
 
 
 @transaction.atomic
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def prompt_version_create(
     *,
     project: Project,
@@ -128,6 +138,12 @@ def prompt_version_create(
     (scripts that always want "append").
     """
     prompt_name_validate(name)
+    for field_name, value in (("template", template), ("config", config), ("commit_message", commit_message),
+                              ("description", description), ("tags", tags)):
+        if _has_nul(value):
+            # PostgreSQL text and jsonb cannot hold NUL: refuse it by name instead of a 500.
+            raise ValidationFailed(f"{field_name}: must not contain NUL characters (\\u0000).",
+                                   detail={field_name: "nul_character"})
     if prompt_type is None:
         prompt_type = PromptType.TEXT if isinstance(template, str) else PromptType.CHAT
     if prompt_type not in PromptType.values:

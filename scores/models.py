@@ -173,3 +173,48 @@ class Score(models.Model):
         if self.value is None:
             return ""
         return f"{self.value:g}"
+
+
+class TraceOutcome(models.Model):
+    """The scores of one trace that the slices page reads, folded into one narrow row:
+    counts and sums per outcome, so the page scans these rows instead of grouping every
+    score of the window per trace (the pivot was most of its time at 250,000 traces).
+
+    Kept by the database, not by the services: statement-level triggers on scores_score
+    (migration scores 0004) add each inserted score's counts and subtract each deleted
+    one's, so bulk_create, queryset deletes, cascades, COPY and hand-run SQL all keep the
+    table right, which no set of service calls could promise. Adding counts commutes, so
+    concurrent writers to one trace need no lock beyond the row's own (a recompute from
+    the scores would need one: each writer's snapshot misses the other's uncommitted
+    score). `manage.py trace_outcomes_rebuild` recomputes it from the scores.
+
+    A count of zero means "no such score": hallucinated is true when hall_x > 0, false
+    when only hall_n > 0, unknown otherwise (what bool_or over the scores gives). Which
+    scores count, and the flag rule, are the slices page's (slices/selectors.py); the
+    names and thresholds are those of scores/names.py, written into the trigger.
+    """
+
+    pk = models.CompositePrimaryKey("project_id", "trace_id")
+    # No index of its own: the primary key (project_id, trace_id) serves every lookup.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    trace_id = models.CharField(max_length=32)
+    # user_thumbs (any source): how many, and the sum of their values (0/1).
+    thumbs_n = models.IntegerField(default=0)
+    thumbs_sum = models.FloatField(default=0)
+    rating_n = models.IntegerField(default=0)
+    rating_sum = models.FloatField(default=0)
+    # hallucination / toxicity_output: scores with a known decision, and how many flagged.
+    hall_n = models.IntegerField(default=0)
+    hall_x = models.IntegerField(default=0)
+    tox_n = models.IntegerField(default=0)
+    tox_x = models.IntegerField(default=0)
+    # implicit signals: how many were written (each row means "it happened").
+    rephrase_n = models.IntegerField(default=0)
+    regenerate_n = models.IntegerField(default=0)
+    abandon_n = models.IntegerField(default=0)
+    escalate_n = models.IntegerField(default=0)
+    # any explicit end-user feedback (source end_user, whatever its name)
+    feedback_n = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"outcome of {self.trace_id}"

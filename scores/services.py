@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from config.errors import Conflict, NotFound, ValidationFailed
 from projects.models import Project
@@ -384,3 +384,13 @@ def score_delete(*, project: Project, score_id: uuid.UUID, author: AbstractBaseU
     deleted, _ = Score.objects.filter(project=project, pk=score_id, author=author, source=Source.ANNOTATION).delete()
     if not deleted:
         raise NotFound("No such annotation of yours.")
+
+
+@transaction.atomic
+def trace_outcomes_rebuild(*, project: Project) -> int:
+    """Recompute the project's scores_traceoutcome rows from its scores (the SQL function
+    of migration scores 0004, which the triggers' counts must always equal). Returns the
+    number of traces with outcomes."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT scores_trace_outcome_rebuild(%s)", [project.pk])
+        return int(cursor.fetchone()[0])

@@ -9,9 +9,11 @@ filters are the metrics layer's (dashboards/metrics.py: MetricsQuery.parse, the
 explorer's filter language, traces_sql, statement_timeout), so a slices URL and a chart
 URL filter the same traces.
 
-Speed: every count comes from ONE statement: the filtered traces, their scores pivoted
-to one row per trace (thumbs, rating, hallucination, toxicity, signals, any feedback),
-then `count(*) FILTER (WHERE ...)` per slice × time bucket (hash-aggregated, no sort),
+Speed: every count comes from ONE statement: the filtered traces, each joined to its
+row of scores_traceoutcome (its thumbs, rating, hallucination, toxicity, signals and any
+feedback as counts, kept by triggers on the scores table: scores/models.py TraceOutcome;
+pivoting the window's scores per trace here was most of the page's time), then
+`count(*) FILTER (WHERE ...)` per slice × time bucket (hash-aggregated, no sort),
 plus the praised-but-unsupported counts per prompt version × bucket. Counts are
 additive: a slice's row is the sum of its bucket rows (_slice_rows), and "the rest of
 the traffic" is the total minus the slice, with no second query. The bucket rows also
@@ -44,7 +46,7 @@ from dashboards.metrics import (
 from explorer.filters import TraceFilter
 from projects.models import Project
 from scores import names
-from scores.models import Score, Source
+from scores.models import Score, Source, TraceOutcome
 from slices import stats
 from tracing.models import Trace
 
@@ -258,9 +260,11 @@ def _value_label(value: str | None, folded: bool) -> str:
     return "(not set)" if value is None else value
 
 
-def slices_report(*, project: Project, query: SliceQuery) -> SliceReport:
+def slices_report(*, project: Project, query: SliceQuery, pivot: str = "outcomes") -> SliceReport:
+    """pivot="scores" computes the same report from the scores themselves instead of
+    scores_traceoutcome: the reference for tests and bench/slices.py, not for pages."""
     interval = "hour" if query.end - query.start <= timedelta(days=2) else "day"
-    sql, params = _report_sql(project=project, query=query, interval=interval)
+    sql, params = _report_sql(project=project, query=query, interval=interval, pivot=pivot)
     with statement_timeout() as cursor:
         # Planner settings for this one statement (transaction-local; read and set in one
         # round trip, put back after): see PLANNER.
@@ -534,7 +538,25 @@ def _dimension_column(dim: str) -> tuple[str, list[Any]]:
     return dimension_sql(dim)
 
 
-def _report_sql(*, project: Project, query: SliceQuery, interval: str) -> tuple[str, list[Any]]:
+# The outcome columns of one trace, as the reference pivot names them, and how they
+# read from its scores_traceoutcome counts (a count of zero: no such score; a trace
+# without a row: NULL everywhere, as a trace without scores in the pivot).
+OUTCOME_COLUMNS = ("thumbs", "rating", "hall", "tox", *(m.replace("_rate", "") for m in SIGNALS), "feedback")
+_OUTCOMES_FROM_COUNTS = ",\n         ".join([
+    "CASE WHEN p.thumbs_n > 0 THEN p.thumbs_sum / p.thumbs_n END AS thumbs",
+    "CASE WHEN p.rating_n > 0 THEN p.rating_sum / p.rating_n END AS rating",
+    "CASE WHEN p.hall_x > 0 THEN true WHEN p.hall_n > 0 THEN false END AS hall",
+    "CASE WHEN p.tox_x > 0 THEN true WHEN p.tox_n > 0 THEN false END AS tox",
+    *(f"CASE WHEN p.{m.replace('_rate', '')}_n > 0 THEN true END AS {m.replace('_rate', '')}" for m in SIGNALS),
+    "p.feedback_n > 0 AS feedback",
+])
+
+
+def _report_sql(*, project: Project, query: SliceQuery, interval: str,
+                pivot: str = "outcomes") -> tuple[str, list[Any]]:
+    """The report's statement. pivot="outcomes" reads each trace's outcomes from
+    scores_traceoutcome (what the page runs); pivot="scores" pivots the scores (the
+    reference the outcome table must agree with)."""
     traces, trace_params = traces_sql(project=project, trace_filter=query.filter, start=query.start, end=query.end)
     dims = list(query.dimensions)
     columns, dim_params = [], []
@@ -581,15 +603,40 @@ def _report_sql(*, project: Project, query: SliceQuery, interval: str) -> tuple[
     two = len(dims) > 1
     k2 = "\nk2 AS (SELECT g2 FROM base GROUP BY g2 ORDER BY count(*) DESC, g2 LIMIT %s)," if two else ""
     fold2 = "CASE WHEN b.g2 IN (SELECT g2 FROM k2) THEN b.g2 ELSE %s END" if two else "b.g2"
-    sql = f"""
+    outcome_cols = ", ".join(f"p.{c}" for c in OUTCOME_COLUMNS)
+    head = f"""
 WITH base AS MATERIALIZED (
   SELECT {columns[0]} AS g1, {g2} AS g2, t.trace_id, hashtext(t.trace_id) AS h,
          date_trunc('{interval}', t.start_time, 'UTC') AS bucket,
          t.prompt_name || coalesce('@' || t.prompt_version, '') AS prompt,
-         t.latency_ms, t.cost_usd::float8 AS cost, (t.status = 'error') AS err
-  FROM ({traces}) AS t{cohort_join}
+         t.latency_ms, t.cost_usd::float8 AS cost, (t.status = 'error') AS err\x02outcomes
+  FROM ({traces}) AS t{cohort_join}\x02join
 ),
-k1 AS (SELECT g1 FROM base GROUP BY g1 ORDER BY count(*) DESC, g1 LIMIT %s),{k2}
+k1 AS (SELECT g1 FROM base GROUP BY g1 ORDER BY count(*) DESC, g1 LIMIT %s),{k2}"""
+    fold = f"""
+  SELECT CASE WHEN b.g1 IN (SELECT g1 FROM k1) THEN b.g1 ELSE %s END AS g1,
+         {fold2} AS g2,
+         b.h, b.bucket, b.prompt, b.latency_ms, b.cost, b.err,"""
+    if pivot == "outcomes":
+        # Each trace's outcomes from its scores_traceoutcome row (one narrow row, kept
+        # by triggers), joined while the traces are read: no per-score work at all.
+        # (Markers, not str.format: the filter's SQL may hold braces, e.g. '{}' arrays.)
+        sql = head.replace("\x02outcomes", ",\n         " + _OUTCOMES_FROM_COUNTS).replace(
+            "\x02join", f" LEFT JOIN {TraceOutcome._meta.db_table} p"
+                        " ON p.project_id = t.project_id AND p.trace_id = t.trace_id") + f"""
+f AS NOT MATERIALIZED ({fold}
+         {', '.join(f"b.{c}" for c in OUTCOME_COLUMNS)}
+  FROM base b
+)"""
+        # f is read once (inlined into the slice aggregate); the prompt rows need no
+        # fold and read base. Materializing f cost ~10% of the statement.
+        prompt_from = "base f"
+        pivot_params: list[Any] = []
+    else:
+        # The reference path: the same outcomes pivoted from the scores themselves, what
+        # the triggers' counts must always equal (tests/slices/test_outcome_equivalence.py;
+        # bench/slices.py times both).
+        sql = head.replace("\x02outcomes", "").replace("\x02join", "") + f"""
 piv AS MATERIALIZED (
   SELECT s.trace_id,
          avg(s.value) FILTER (WHERE s.name = %s) AS thumbs,
@@ -603,25 +650,25 @@ piv AS MATERIALIZED (
     AND s.trace_id IN (SELECT trace_id FROM base)
   GROUP BY s.trace_id
 ),
-f AS MATERIALIZED (
-  SELECT CASE WHEN b.g1 IN (SELECT g1 FROM k1) THEN b.g1 ELSE %s END AS g1,
-         {fold2} AS g2,
-         b.h, b.bucket, b.prompt, b.latency_ms, b.cost, b.err,
-         p.thumbs, p.rating, p.hall, p.tox, {', '.join(m.replace('_rate', '') for m in SIGNALS)}, p.feedback
+f AS MATERIALIZED ({fold}
+         {outcome_cols}
   FROM base b LEFT JOIN piv p ON p.trace_id = b.trace_id
-)
+)"""
+        prompt_from = "f"
+        pivot_params = [names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
+                        Source.END_USER, project.pk, score_names, Source.END_USER]
+    sql += f"""
 SELECT 1 AS grp, f.g1, f.g2, f.bucket, NULL::text AS prompt, {slice_counts},
        array_send(array_agg(f.latency_ms)) AS latencies, array_send(array_agg(f.h)) AS hashes
 FROM f GROUP BY f.g1, f.g2, f.bucket
 UNION ALL
 SELECT 2, NULL, NULL, f.bucket, f.prompt, {prompt_counts}, NULL, NULL
-FROM f GROUP BY f.prompt, f.bucket
+FROM {prompt_from} GROUP BY f.prompt, f.bucket
 """
     params = [
         *dim_params, *trace_params, *cohort_params,
         query.tops[0], *([query.tops[1] if len(query.tops) > 1 else 1] if two else []),
-        names.USER_THUMBS.name, names.USER_RATING.name, names.HALLUCINATION.name, TOXICITY.name,
-        Source.END_USER, project.pk, score_names, Source.END_USER,
+        *pivot_params,
         OTHER, *([OTHER] if two else []),
     ]
     return sql, params

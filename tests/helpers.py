@@ -24,6 +24,7 @@ def ingest_trace(
     start_ns: int = BASE_NS,
     attributes: dict[str, Any] | None = None,
     spans: int = 1,
+    status_code: int = 1,
 ) -> Trace:
     """Store a trace (root + `spans`-1 LLM children) via tracing.services.spans_ingest."""
     trace_id = trace_id or secrets.token_hex(16)
@@ -37,7 +38,7 @@ def ingest_trace(
             otel_kind=1,
             start_ns=start_ns,
             end_ns=start_ns + 900 * MS,
-            status_code=1,
+            status_code=status_code,  # OTel: 1 ok, 2 error
             status_message=None,
             attributes={"input.value": input, "output.value": output, **(attributes or {})},
             events=[],

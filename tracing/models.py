@@ -194,3 +194,17 @@ class MaskingSettings(models.Model):
 
     def __str__(self) -> str:
         return f"masking for {self.project_id}: {', '.join(self.kinds) or 'none'}"
+
+
+class IngestCounter(models.Model):
+    """Spans and trace updates stored per project, ever: the ingest-rate counters of
+    /metrics (a rate is their increase over time). Kept in the database so every web
+    process reports the same totals; bumped once per batch after its commit."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    spans = models.BigIntegerField(default=0)
+    # Traces stored or changed, one per trace per batch: a trace streamed in 10 batches counts 10.
+    trace_updates = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"project {self.project_id}: {self.spans} spans"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from django.db import DataError, connection, transaction
+from django.db import DatabaseError, DataError, connection, transaction
 
 from projects.models import Project
 from tracing import signals
@@ -258,6 +258,8 @@ def _spans_store(*, project: Project, spans: list[RawSpan], notes: list[str]) ->
             changed = traces_fold(cursor, project_id=project.pk, spans=inserted) if inserted else []
         if changed:
             transaction.on_commit(lambda: _enqueue_pipeline(project.pk, changed))
+        if inserted:
+            transaction.on_commit(lambda: _ingest_count(project.pk, spans=len(inserted), traces=len(changed)))
     return IngestResult(accepted=len(spans), stored=len(inserted), traces=changed, notes=notes)
 
 
@@ -289,6 +291,26 @@ def spans_ingest_salvaging(*, project: Project, spans: list[RawSpan]) -> Salvage
         except DataError as exc:
             problems.append(f"span {raw.span_id}: the database refused a value: {str(exc).splitlines()[0]}")
     return SalvagedIngest(problems=problems, notes=notes)
+
+
+def _ingest_count(project_id: int, *, spans: int, traces: int) -> None:
+    """Add a committed batch to the project's ingest counters (/metrics). After the commit,
+    in a statement of its own: inside the ingest transaction the counter row's lock would
+    serialise a project's concurrent batches for their whole length."""
+    try:
+        _ingest_count_add(project_id, spans, traces)
+    except DatabaseError:  # the spans are committed: a lost count must not fail the request
+        logger.warning("could not count %d ingested spans of project %s", spans, project_id)
+
+
+def _ingest_count_add(project_id: int, spans: int, traces: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tracing_ingestcounter (project_id, spans, trace_updates) VALUES (%s, %s, %s) "
+            "ON CONFLICT (project_id) DO UPDATE SET spans = tracing_ingestcounter.spans + EXCLUDED.spans, "
+            "trace_updates = tracing_ingestcounter.trace_updates + EXCLUDED.trace_updates",
+            [project_id, spans, traces],
+        )
 
 
 def _enqueue_pipeline(project_id: int, trace_pks: list[int]) -> None:

@@ -1,7 +1,10 @@
 """A tiny local OpenAI-compatible server: chat completions (plain and SSE) and embeddings.
 
 Answers are fixed, so a test knows exactly which tokens and contents an
-instrumentation should have reported.
+instrumentation should have reported. For experiment runs a few switches, all off by
+default: model "echo" answers the last user message back; a message containing
+"[fail-400]" / "[fail-500]" gets that status every time, "[rate-limit-once]" a 429
+(Retry-After: 0) on its first call only; `delay_seconds` delays every chat answer.
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.requests.append((self.path, request))
         if self.path.endswith("/chat/completions"):
-            if request.get("stream"):
+            if self.server.delay_seconds:
+                time.sleep(self.server.delay_seconds)
+            failure = self.server.failure_for(request)
+            if failure:
+                self._fail(failure)
+            elif request.get("stream"):
                 self._stream(request)
             else:
                 self._json(200, _completion(request))
@@ -54,6 +62,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, _embeddings(request))
         else:
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+
+    def _fail(self, status: int) -> None:
+        body = json.dumps({"error": {"message": f"fake failure {status}", "type": "server_error"}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 429:
+            self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _stream(self, request: dict) -> None:
         # One SSE body sent with a Content-Length: simpler than chunked encoding and
@@ -74,16 +92,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, body.encode(), "text/event-stream")
 
 
+def _last_user_text(request: dict) -> str:
+    for message in reversed(request.get("messages") or []):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""
+
+
 def _completion(request: dict) -> dict:
+    answer = _last_user_text(request) if request.get("model") == "echo" else ANSWER
     return {
         "id": "chatcmpl-fake-1",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": CHAT_MODEL,
+        "model": "echo" if request.get("model") == "echo" else CHAT_MODEL,
         "system_fingerprint": "fp_fake",
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": ANSWER, "refusal": None},
+            "message": {"role": "assistant", "content": answer, "refusal": None},
             "logprobs": None,
             "finish_reason": "stop",
         }],
@@ -109,7 +135,23 @@ class FakeOpenAIServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[tuple[str, dict]] = []
+        self.delay_seconds = 0.0
+        self._rate_limited: set[str] = set()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, name="fake-openai", daemon=True)
+
+    def failure_for(self, request: dict) -> int | None:
+        text = " ".join(str(m.get("content")) for m in request.get("messages") or [])
+        if "[fail-400]" in text:
+            return 400
+        if "[fail-500]" in text:
+            return 500
+        if "[rate-limit-once]" in text:
+            with self._lock:
+                if text not in self._rate_limited:
+                    self._rate_limited.add(text)
+                    return 429
+        return None
 
     @property
     def base_url(self) -> str:

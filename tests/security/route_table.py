@@ -156,6 +156,16 @@ ROUTES: dict[str, list[Route]] = {
         Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
               data=lambda o: json.dumps({"kinds": ["email"], "custom": [{"name": "walk", "pattern": "W-[0-9]+"}]})),
     ],
+    # Retention: everyone in the project reads it, admins change it.
+    "retention-settings": [
+        Route("GET", VIEW),
+        Route("POST", page(403, 403, 403, 302), data=lambda o: {"mode": "days", "days": "14"}, writes=True),
+    ],
+    "api-retention": [
+        Route("GET", API_READ, api=True),
+        Route("POST", api(403, 403, 403, 200, 403), api=True, json=True, writes=True,
+              data=lambda o: json.dumps({"mode": "days", "days": 14})),
+    ],
     # --- explorer ---------------------------------------------------------------------------
     "api-trace-list": _get(API_READ, api=True),
     "api-trace-detail": _get(API_READ, api=True),
@@ -206,6 +216,11 @@ ROUTES: dict[str, list[Route]] = {
     "evaluation-evaluator-settings": [
         Route("GET", ADMIN_PAGE),
         Route("POST", page(403, 403, 403, 302), _evaluator_form, writes=True),
+    ],
+    "evaluation-backlog-settings": [
+        Route("GET", VIEW),
+        Route("POST", page(403, 403, 403, 302),
+              lambda o: {"mode": "sample", "threshold": "100", "sample_rate": "0.5", "cap": "100"}, writes=True),
     ],
     # Traces of the fixture are older than a day: the re-score covers none, changes nothing.
     "evaluation-evaluator-rescore": _post(page(403, 403, 403, 302), lambda o: {"days": "1"}),
@@ -316,6 +331,25 @@ ROUTES: dict[str, list[Route]] = {
     # tests/datasets/test_from_reviews.py).
     "datasets-add-queue": [Route("GET", MEMBER_PAGE),
                            Route("POST", page(403, 403, 400, 400), lambda o: {"new_name": "walk-queue"})],
+    # --- experiments ----------------------------------------------------------------------
+    "api-experiments": [
+        Route("GET", API_READ, api=True),
+        # B's key names A's dataset and prompt in the body: not found in B.
+        Route("POST", api(403, 403, 201, 201, 201), api=True, json=True, writes=True, cross={"key": 404},
+              data=lambda o: json.dumps({"dataset": "alpha-dataset", "prompt": "alpha-prompt", "model": "m"})),
+    ],
+    "api-experiment": _get(API_READ, api=True),
+    "api-experiment-cancel": _post(api(403, 403, 200, 200, 200), api=True, writes=True),
+    # A's run is a prompt run: the server runs it, so posted results are refused (409).
+    "api-experiment-results": _post(api(403, 403, 409, 409, 409), api=True, json=True,
+                                    data=lambda o: json.dumps({"results": []})),
+    "experiments-list": [Route("GET", VIEW),
+                         Route("POST", page(403, 403, 302, 302), writes=True, data=lambda o: {
+                             "dataset": "alpha-dataset", "prompt": "alpha-prompt", "model": "m",
+                             "concurrency": "2"})],
+    "experiments-detail": _get(VIEW),
+    "experiments-cancel": _post(page(403, 403, 302, 302), writes=True),
+    "experiments-compare": _get(VIEW),
 }
 
 # The Django admin: staff only, every other role is sent to the admin's login page. The
@@ -345,6 +379,7 @@ KWARGS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "rule_id": lambda o: o["alert_rule"].pk,
     "channel_id": lambda o: o["alert_channel"].pk,
     "dataset_name": lambda o: o["dataset"].name,
+    "experiment_id": lambda o: o["experiment"].pk,
 }
 # Query strings some GET pages need to show their object (diff/compare: two versions).
 QUERY: dict[str, dict[str, str]] = {
@@ -354,6 +389,10 @@ QUERY: dict[str, dict[str, str]] = {
     "prompt-diff": {"a": "1", "b": "1"},
     "prompt-compare": {"a": "1", "b": "1"},
     "api-dataset-export": {"format": "csv"},
+}
+# The comparison names its runs in the query: A's run against itself.
+QUERY_FROM_OBJECTS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "experiments-compare": lambda o: {"a": str(o["experiment"].pk), "b": str(o["experiment"].pk)},
 }
 
 # Text that appears in project A's data only: no answer to anyone outside A may hold it.
@@ -397,7 +436,16 @@ def build_objects(project: Any, users: dict[str, Any]) -> dict[str, Any]:
 
     dataset = dataset_create(project=project, name="alpha-dataset")
     items_add(dataset=dataset, items=[ItemIn(f"question {A_MARKER}", f"answer {A_MARKER}")], change={})
+    from evaluation.judge import judge_settings_save
+    from experiments.services import ExperimentSpec, experiment_create
+
+    # The experiments' model connection (never called: the walk's requests are rolled back).
+    judge_settings_save(project=project, user=None, enabled=False, base_url="https://model.example/v1",
+                        model="m", api_key="sk-walk", sample_rate=0, daily_budget_usd=1, rubrics=[])
+    experiment = experiment_create(project=project, spec=ExperimentSpec(
+        dataset="alpha-dataset", prompt=prompt_name, model="m", name=f"run {A_MARKER}"))
     return {
+        "experiment": experiment,
         "project": project,
         "trace": trace,
         "dataset": dataset,

@@ -53,7 +53,9 @@ def test_route_answers_each_role_as_the_table_says(walk, name, django_db_blocker
             cases = [(role, role, route.expect[role]) for role in ROLES]
             cases += [(f"B:{role}", role, route.expect["outsider"]) for role in ("viewer", "reviewer", "member",
                                                                                   "admin")]
-            cases += [("B:key", "key", route.expect["key"] if not _has_object_ids(name) or not route.api
+            # B's key: A's ids in the URL, or (cross["key"] given) in the body, are not found.
+            cases += [("B:key", "key", route.cross["key"] if "key" in route.cross
+                       else route.expect["key"] if not _has_object_ids(name) or not route.api
                        else route.cross.get("key", _cross(route.expect["key"])))]
             for who, role, expected in cases:
                 session_user = role not in ("anon", "key", "pubkey")

@@ -109,6 +109,8 @@ def url_for(name: str, route: table.Route, *, slug: str, objects: dict, session_
         kwargs["project_slug"] = slug
     url = reverse(name, kwargs=kwargs)
     query = dict(table.QUERY.get(name, {}))
+    if name in table.QUERY_FROM_OBJECTS:
+        query.update(table.QUERY_FROM_OBJECTS[name](objects))
     if route.api and session_user:
         query["project"] = slug
     if query:

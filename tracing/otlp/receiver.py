@@ -11,13 +11,14 @@ import logging
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from config.db_faults import RETRY_AFTER_SECONDS, database_fault, log_fault
 from config.request_body import body_limit
 from projects.auth import KeyAuthError, api_key_from_authorization
 from tracing.otlp import decode
@@ -27,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 # gRPC status codes used in google.rpc.Status bodies.
 _GRPC_CODE = {400: 3, 401: 16, 405: 12, 411: 3, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
-RETRY_AFTER_SECONDS = "5"
 
 
 def _error(status: int, message: str, encoding: str) -> HttpResponse:
@@ -42,7 +42,7 @@ def _error(status: int, message: str, encoding: str) -> HttpResponse:
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="spyglass"'
     if status in (429, 503):
-        response["Retry-After"] = RETRY_AFTER_SECONDS
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -91,8 +91,9 @@ def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
         key = api_key_from_authorization(request.headers.get("Authorization"))
     except KeyAuthError as exc:
         return _error(401, str(exc), encoding)
-    except (OperationalError, InterfaceError):
-        return _error(503, "Database unavailable; retry later.", encoding)
+    except DatabaseError as exc:
+        # Looking the key up also records its last use: a read-only database fails here.
+        return _database_error(exc, encoding, stored=False)
 
     try:
         body = decode.decompress(request.body, request.headers.get("Content-Encoding"), limit=limit)
@@ -108,14 +109,22 @@ def _receive(request: HttpRequest, *, logs: bool) -> HttpResponse:
             for problem in salvaged.problems:
                 decoded.reject(problem)
             decoded.warnings.extend(salvaged.notes)
-    except (OperationalError, InterfaceError):
-        logger.warning("OTLP batch not stored: database unavailable", exc_info=True)
-        return _error(503, "Database unavailable; nothing was stored, retry later.", encoding)
-    except DatabaseError:
-        # Never acknowledge what was not stored; an unexpected DB error is retryable.
-        logger.exception("OTLP batch not stored")
-        return _error(503, "Storage error; nothing was stored, retry later.", encoding)
+    except DatabaseError as exc:
+        return _database_error(exc, encoding, stored=True)
     return _success(encoding, decoded.rejected, _message(decoded), logs=logs)
+
+
+def _database_error(exc: DatabaseError, encoding: str, *, stored: bool) -> HttpResponse:
+    """503 + Retry-After, never a 500: nothing was committed, so the client's retry is
+    safe (spans are inserted ON CONFLICT DO NOTHING). A known fault (stopped, read-only,
+    disk full) is one log line that names it; anything else keeps its traceback."""
+    fault = database_fault(exc)
+    what = "OTLP batch not stored" if stored else "OTLP request refused before reading it"
+    if fault is None:
+        logger.exception(what)
+        return _error(503, "Storage error; nothing was stored, retry later.", encoding)
+    log_fault(fault, exc, what)
+    return _error(503, f"{fault[0].upper()}{fault[1:]}; nothing was stored, retry later.", encoding)
 
 
 def _message(decoded: decode.Decoded) -> str | None:

@@ -30,8 +30,11 @@ from ._prompts import (
 )
 from ._setup import flush, init, shutdown
 from ._version import __version__
+from .experiments import ExperimentError, ExperimentRun, run_experiment
 
 __all__ = [
+    "ExperimentError",
+    "ExperimentRun",
     "LLMSpan",
     "Prompt",
     "PromptCompileError",
@@ -51,6 +54,7 @@ __all__ = [
     "instrument_openai",
     "llm_span",
     "observe",
+    "run_experiment",
     "shutdown",
     "uninstrument_openai",
 ]
