@@ -105,7 +105,6 @@ def _prompt_lock_or_create(
     return prompt, prompt.latest_version == 0
 
 
-@transaction.atomic
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -116,6 +115,7 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+@transaction.atomic
 def prompt_version_create(
     *,
     project: Project,
